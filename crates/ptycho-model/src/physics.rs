@@ -1,0 +1,152 @@
+//! Array-level physics shared by simulation, the data layer, stitching and the Burn model.
+//!
+//! Conventions (spec §0.3): images are indexed `[row, col]`; a translation `t = (tx, ty)` moves the
+//! content by `+t` (towards larger column / row indices) with bilinear interpolation in which each
+//! corner sample outside the image contributes 0. The far-field amplitude is `|DFT2 ψ| / N` with
+//! the zero frequency at index `N/2` (fftshifted).
+
+use ndarray::{Array2, ArrayView2, Axis};
+use num_complex::Complex64;
+
+/// Interpolation matrix of a 1-D bilinear shift by `t` pixels: `out = R · in` with `R` of shape
+/// `(n_out, n_in)`, `out[i] = (1−w)·in[⌊i−t⌋] + w·in[⌊i−t⌋+1]`, `w = (i−t) − ⌊i−t⌋`; taps outside
+/// `[0, n_in)` contribute 0. The 2-D translation is separable: `T(img, t) = R(ty) · img · R(tx)ᵀ`.
+pub fn shift_matrix(n_out: usize, n_in: usize, t: f64) -> Array2<f64> {
+    let mut r = Array2::<f64>::zeros((n_out, n_in));
+    for i in 0..n_out {
+        let s = i as f64 - t;
+        let j0 = s.floor();
+        let w = s - j0;
+        let j0 = j0 as i64;
+        if j0 >= 0 && (j0 as usize) < n_in {
+            r[[i, j0 as usize]] += 1.0 - w;
+        }
+        let j1 = j0 + 1;
+        if j1 >= 0 && (j1 as usize) < n_in {
+            r[[i, j1 as usize]] += w;
+        }
+    }
+    r
+}
+
+/// Translate a complex image by `(tx, ty)` pixels (content moves by `+t`), same output size.
+pub fn translate(img: ArrayView2<Complex64>, tx: f64, ty: f64) -> Array2<Complex64> {
+    let (h, w) = img.dim();
+    let ry = shift_matrix(h, h, ty).mapv(|v| Complex64::new(v, 0.0));
+    let rx = shift_matrix(w, w, tx).mapv(|v| Complex64::new(v, 0.0));
+    ry.dot(&img).dot(&rx.t())
+}
+
+/// Centred DFT matrix `F[k, n] = exp(−2πi (k − N/2) n / N)`: the fftshift folded into the rows, so
+/// `F · ψ · Fᵀ` is `fftshift(DFT2 ψ)` for a square ψ.
+pub fn centred_dft_matrix(n: usize) -> Array2<Complex64> {
+    let half = (n / 2) as f64;
+    Array2::from_shape_fn((n, n), |(k, j)| {
+        let phase = -2.0 * std::f64::consts::PI * (k as f64 - half) * j as f64 / n as f64;
+        Complex64::new(phase.cos(), phase.sin())
+    })
+}
+
+/// Far-field amplitude `|fftshift(DFT2 ψ)| / N` of one N×N exit wave.
+pub fn far_field_amplitude(psi: ArrayView2<Complex64>) -> Array2<f64> {
+    let n = psi.len_of(Axis(0));
+    let f = centred_dft_matrix(n);
+    let spec = f.dot(&psi).dot(&f.t());
+    spec.mapv(|z| z.norm() / n as f64)
+}
+
+/// Disk mask D of the probe normalisation: `D[i,j] = 1` iff
+/// `sqrt((i − N/2 + 0.5)² + (j − N/2 + 0.5)²) < ⌊N/4⌋` (812 pixels for N = 64).
+pub fn disk_mask(n: usize) -> Array2<f64> {
+    let r = (n / 4) as f64;
+    let c = n as f64 / 2.0 - 0.5;
+    Array2::from_shape_fn((n, n), |(i, j)| {
+        let d = ((i as f64 - c).powi(2) + (j as f64 - c).powi(2)).sqrt();
+        if d < r { 1.0 } else { 0.0 }
+    })
+}
+
+/// 1-D Gaussian smoothing along both axes of a real image, like `scipy.ndimage.gaussian_filter`
+/// with its defaults (`mode='reflect'`, i.e. half-sample symmetric `d c b a | a b c d | d c b a`,
+/// `truncate=4.0`). `sigma` in pixels; `sigma = 0` returns a copy.
+pub fn gaussian_filter(img: ArrayView2<f64>, sigma: f64) -> Array2<f64> {
+    if sigma <= 0.0 {
+        return img.to_owned();
+    }
+    let radius = (4.0 * sigma + 0.5) as i64;
+    let mut w: Vec<f64> = (-radius..=radius)
+        .map(|x| (-0.5 * (x as f64 / sigma).powi(2)).exp())
+        .collect();
+    let total: f64 = w.iter().sum();
+    w.iter_mut().for_each(|v| *v /= total);
+    let rows = smooth_axis(img, &w, radius, Axis(0));
+    smooth_axis(rows.view(), &w, radius, Axis(1))
+}
+
+fn reflect_index(i: i64, n: i64) -> usize {
+    // Half-sample symmetric reflection, periodic with period 2n.
+    let period = 2 * n;
+    let mut k = i.rem_euclid(period);
+    if k >= n {
+        k = period - 1 - k;
+    }
+    k as usize
+}
+
+fn smooth_axis(img: ArrayView2<f64>, w: &[f64], radius: i64, axis: Axis) -> Array2<f64> {
+    let mut out = Array2::<f64>::zeros(img.dim());
+    let n = img.len_of(axis) as i64;
+    for (lane_in, mut lane_out) in img.lanes(axis).into_iter().zip(out.lanes_mut(axis)) {
+        for i in 0..n {
+            let mut acc = 0.0;
+            for (k, wk) in w.iter().enumerate() {
+                acc += wk * lane_in[reflect_index(i + k as i64 - radius, n)];
+            }
+            lane_out[i as usize] = acc;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_mask_has_reference_pixel_count() {
+        assert_eq!(disk_mask(64).sum() as usize, 812);
+        assert_eq!(disk_mask(128).sum() as usize, 3228);
+    }
+
+    #[test]
+    fn translate_moves_content_by_plus_t() {
+        let mut img = Array2::<Complex64>::zeros((16, 16));
+        img[[4, 8]] = Complex64::new(1.0, 0.0);
+        let out = translate(img.view(), 3.0, 0.0);
+        assert!((out[[4, 11]].re - 1.0).abs() < 1e-12);
+        let half = translate(img.view(), 0.5, 0.0);
+        assert!((half[[4, 8]].re - 0.5).abs() < 1e-12);
+        assert!((half[[4, 9]].re - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn gaussian_filter_preserves_sum_and_constants() {
+        let c = Array2::from_elem((9, 7), 2.5);
+        let f = gaussian_filter(c.view(), 1.5);
+        assert!(f.iter().all(|v| (v - 2.5).abs() < 1e-12));
+        let mut d = Array2::<f64>::zeros((21, 21));
+        d[[10, 10]] = 1.0;
+        let g = gaussian_filter(d.view(), 1.0);
+        assert!((g.sum() - 1.0).abs() < 1e-12);
+        assert!(g[[10, 10]] > g[[10, 11]] && g[[10, 11]] > g[[10, 12]]);
+    }
+
+    #[test]
+    fn far_field_of_constant_is_centred_delta() {
+        let n = 8;
+        let psi = Array2::from_elem((n, n), Complex64::new(1.0, 0.0));
+        let a = far_field_amplitude(psi.view());
+        assert!((a[[n / 2, n / 2]] - n as f64).abs() < 1e-9);
+        assert!((a.sum() - n as f64).abs() < 1e-9);
+    }
+}
