@@ -1,1 +1,4 @@
 //! ptycho-workflows
+
+pub mod fsutil;
+pub mod imaging;
