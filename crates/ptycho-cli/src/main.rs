@@ -27,7 +27,19 @@ enum Command {
 const EXIT_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err)
+            if err.use_stderr()
+                && err.kind()
+                    != clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            eprintln!("{}", usage_error_line(&err));
+            return ExitCode::from(EXIT_ERROR);
+        }
+        // --help / --version (exit 0), or the help for a bare `ptycho` (exit 2): clap prints them.
+        Err(err) => err.exit(),
+    };
     init_logging();
     let result = match &cli.command {
         Command::Params(args) => commands::params::run(args),
@@ -46,6 +58,22 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// A clap usage error on one line: its `error:` line plus any `tip:` lines, without the usage block.
+fn usage_error_line(err: &clap::Error) -> String {
+    let text = err.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut out = lines
+        .next()
+        .unwrap_or("error: invalid arguments")
+        .to_string();
+    for tip in lines.filter(|l| l.starts_with("tip:")) {
+        out.push_str(" (");
+        out.push_str(tip);
+        out.push(')');
+    }
+    out
 }
 
 /// Log to stderr; level from `RUST_LOG` (default: warnings only).

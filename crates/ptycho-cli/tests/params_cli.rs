@@ -231,12 +231,26 @@ fn invalid_values_name_the_field() {
 }
 
 #[test]
-fn usage_errors_exit_2() {
-    let o = ptycho(&["params", "--no-such-flag", "1"]);
-    assert_eq!(o.status.code(), Some(2));
-    let o = ptycho(&["params", "--object-big", "maybe"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("--object-big"));
+fn usage_errors_are_one_line_and_exit_2() {
+    let line = one_error_line(&ptycho(&["params", "--n-group", "1"]));
+    assert!(
+        line.contains("'--n-group'") && line.contains("--n-groups"),
+        "{line}"
+    );
+    let line = one_error_line(&ptycho(&["params", "--object-big", "maybe"]));
+    assert!(
+        line.contains("--object-big") && line.contains("maybe"),
+        "{line}"
+    );
+    let line = one_error_line(&ptycho(&["params", "--object-big"]));
+    assert!(line.contains("--object-big"), "{line}");
+    let line = one_error_line(&ptycho(&["params", "--gridsize", "two"]));
+    assert!(
+        line.contains("--gridsize") && line.contains("two"),
+        "{line}"
+    );
+    let line = one_error_line(&ptycho(&["frobnicate"]));
+    assert!(line.contains("frobnicate"), "{line}");
 }
 
 #[test]
