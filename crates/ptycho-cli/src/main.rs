@@ -1,1 +1,98 @@
-fn main() {}
+//! The `ptycho` command-line tool: a thin dispatcher over the subcommands in `commands/`.
+
+mod args;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// PtychoPINN in Rust: physics-informed neural network reconstruction for ptychography.
+#[derive(Debug, Parser)]
+#[command(name = "ptycho", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the resolved legacy params view (defaults < --config FILE < flags).
+    Params(Box<commands::params::ParamsArgs>),
+    /// Run the whole pipeline (not yet implemented).
+    Run(commands::run::RunArgs),
+}
+
+/// Exit status for errors reported by a command (clap uses the same for usage errors).
+const EXIT_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err)
+            if err.use_stderr()
+                && err.kind()
+                    != clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            eprintln!("{}", usage_error_line(&err));
+            return ExitCode::from(EXIT_ERROR);
+        }
+        // --help / --version (exit 0), or the help for a bare `ptycho` (exit 2): clap prints them.
+        Err(err) => err.exit(),
+    };
+    init_logging();
+    let result = match &cli.command {
+        Command::Params(args) => commands::params::run(args),
+        Command::Run(args) => commands::run::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line: the whole context chain, newlines folded.
+            let message = format!("{err:#}")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// A clap usage error on one line: its `error:` line plus any `tip:` lines, without the usage block.
+fn usage_error_line(err: &clap::Error) -> String {
+    let text = err.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut out = lines
+        .next()
+        .unwrap_or("error: invalid arguments")
+        .to_string();
+    for tip in lines.filter(|l| l.starts_with("tip:")) {
+        out.push_str(" (");
+        out.push_str(tip);
+        out.push(')');
+    }
+    out
+}
+
+/// Log to stderr; level from `RUST_LOG` (default: warnings only).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // An already-installed subscriber is not an error worth reporting.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// `ptycho params | head` closes stdout early; that is not a failure.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        || err
+            .downcast_ref::<serde_json::Error>()
+            .and_then(|e| e.io_error_kind())
+            .is_some_and(|k| k == std::io::ErrorKind::BrokenPipe)
+}

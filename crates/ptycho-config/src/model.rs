@@ -1,6 +1,11 @@
 //! `ModelConfig`: the architecture of the network (spec §1.1).
 
+use std::fmt;
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
 
 /// Amplitude-head activation (spec §4.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -26,14 +31,16 @@ pub enum ModelType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
-    /// Patch and detector size in pixels: 64, 128 or 256.
-    #[serde(rename = "N")]
+    /// Patch and detector size in pixels: 64, 128 or 256 (legacy key `N`; `n` is accepted too).
+    #[serde(rename = "N", alias = "n")]
     pub n: usize,
-    /// Group side; C = gridsize² patches per group.
+    /// Group side (patches per row of a group); C = gridsize² patches per group. ≥ 1.
     pub gridsize: usize,
-    /// Width multiplier of the U-Net.
+    /// Width multiplier of the U-Net (filters = 32·scale, 64·scale, ...). ≥ 1.
     pub n_filters_scale: usize,
+    /// `pinn` or `supervised` (metadata; the trainer builds the PINN).
     pub model_type: ModelType,
+    /// Activation of the amplitude head.
     pub amp_activation: AmpActivation,
     /// Reassemble the C patches of a group inside the model.
     pub object_big: bool,
@@ -43,9 +50,10 @@ pub struct ModelConfig {
     pub probe_mask: bool,
     /// Decoder emits an N/2 core zero-padded to N.
     pub pad_object: bool,
-    /// Probe normalisation divisor (spec §4.7).
+    /// Probe normalisation divisor (spec §4.7): the probe is scaled so that mean |D⊙P| = 1/probe_scale
+    /// (dimensionless, > 0).
     pub probe_scale: f64,
-    /// σ of the 3×3 Gaussian blur of the illuminated field; 0 = off.
+    /// σ in pixels of the 3×3 Gaussian blur of the illuminated field; 0 = off. ≥ 0.
     pub gaussian_smoothing_sigma: f64,
 }
 
@@ -71,5 +79,83 @@ impl ModelConfig {
     /// Patches per group, C = gridsize².
     pub fn channels(&self) -> usize {
         self.gridsize * self.gridsize
+    }
+}
+
+macro_rules! word_enum {
+    ($ty:ident, $what:literal, { $($variant:ident => $word:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every accepted spelling, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$($word),+];
+            /// The config-file / legacy spelling.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $word),+
+                }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $ty {
+            type Err = ConfigError;
+            fn from_str(s: &str) -> Result<Self, ConfigError> {
+                match s {
+                    $($word => Ok($ty::$variant),)+
+                    other => Err(ConfigError::Invalid {
+                        field: $what,
+                        value: format!("{other:?}"),
+                        allowed: format!("allowed: {}", Self::NAMES.join(", ")),
+                    }),
+                }
+            }
+        }
+    };
+}
+
+word_enum!(AmpActivation, "amp_activation", {
+    Sigmoid => "sigmoid",
+    Swish => "swish",
+    Softplus => "softplus",
+    Relu => "relu",
+});
+
+word_enum!(ModelType, "model_type", {
+    Pinn => "pinn",
+    Supervised => "supervised",
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enum_words_round_trip_and_match_serde() {
+        for name in AmpActivation::NAMES {
+            let a: AmpActivation = name.parse().unwrap();
+            assert_eq!(a.as_str(), *name);
+            assert_eq!(serde_json::to_value(a).unwrap(), serde_json::json!(name));
+        }
+        for name in ModelType::NAMES {
+            let m: ModelType = name.parse().unwrap();
+            assert_eq!(serde_json::to_value(m).unwrap(), serde_json::json!(name));
+        }
+        let err = "tanh".parse::<AmpActivation>().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid value for `amp_activation`: \"tanh\" (allowed: sigmoid, swish, softplus, relu)"
+        );
+    }
+
+    #[test]
+    fn channels_is_gridsize_squared() {
+        let m = ModelConfig {
+            gridsize: 3,
+            ..Default::default()
+        };
+        assert_eq!(m.channels(), 9);
+        assert_eq!(ModelConfig::default().channels(), 1);
     }
 }

@@ -2,17 +2,57 @@
 //! learns N, gridsize and the physics constants. CONFIG-001 by construction: a `Params` can only be
 //! made from a validated config or restored from an archive's snapshot, and every consumer takes one
 //! as an argument. There is no global state.
+//!
+//! The fields are private and there is no `Default`, so neither a struct literal nor
+//! `Params::default()` compiles outside this crate:
+//!
+//! ```compile_fail,E0451
+//! use ptycho_config::{ModelConfig, Params};
+//! let p = Params {
+//!     model: ModelConfig::default(),
+//!     nphotons: 1e9,
+//!     offset: 4,
+//!     max_position_jitter: 10,
+//!     default_probe_scale: 0.7,
+//!     legacy: Default::default(),
+//!     intensity_scale: None,
+//!     probe: None,
+//! };
+//! ```
+//!
+//! ```compile_fail,E0277
+//! let p: ptycho_config::Params = Default::default();
+//! ```
+//!
+//! The way in is a validated config (or [`Params::from_legacy`] for an archive snapshot):
+//!
+//! ```
+//! use ptycho_config::{ModelConfig, Params, TrainingConfig};
+//! let cfg = TrainingConfig {
+//!     model: ModelConfig { gridsize: 2, ..Default::default() },
+//!     ..Default::default()
+//! };
+//! let params = Params::from_training(&cfg.validate()?);
+//! assert_eq!((params.big_n(), params.padded_size(), params.channels()), (68, 78, 4));
+//! # Ok::<(), ptycho_config::ConfigError>(())
+//! ```
 
 use num_complex::Complex32;
 
+use crate::legacy::{self, LegacyMap};
 use crate::model::ModelConfig;
 
 /// Legacy-only keys with their reference defaults (spec §1.5).
+/// Pixels between grid neighbours (used for bigN and the evaluation trim).
 pub const DEFAULT_OFFSET: usize = 4;
+/// Padding buffer in pixels added to bigN for the in-model canvas.
 pub const DEFAULT_MAX_POSITION_JITTER: usize = 10;
+/// Width parameter of the simulator's default probe (dimensionless).
 pub const DEFAULT_PROBE_SCALE: f64 = 0.7;
+/// Legacy default of `nphotons` (mean photons per pattern), used when no config supplies one.
+pub const DEFAULT_NPHOTONS: f64 = 1e9;
 
-/// The normalised probe attached to a params value at run time: N×N complex, row-major.
+/// The normalised probe attached to a params value at run time: N×N complex amplitude, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeField {
     pub n: usize,
@@ -28,12 +68,43 @@ pub struct Params {
     pub(crate) offset: usize,
     pub(crate) max_position_jitter: usize,
     pub(crate) default_probe_scale: f64,
-    pub(crate) legacy: crate::legacy::LegacyMap,
+    /// Every other legacy entry (legacy-only keys, training / inference keys); never the model
+    /// keys, the typed fields above, the derived keys or the runtime entries.
+    pub(crate) legacy: LegacyMap,
     pub(crate) intensity_scale: Option<f64>,
     pub(crate) probe: Option<ProbeField>,
 }
 
 impl Params {
+    /// The one constructor: model + nphotons + a legacy map whose typed keys are read (with the
+    /// legacy defaults underneath) and the rest kept as they are.
+    pub(crate) fn bridge(model: ModelConfig, nphotons: f64, config_keys: LegacyMap) -> Params {
+        let mut rest = legacy::legacy_defaults();
+        rest.extend(config_keys);
+        let get_usize = |k: &str, d: usize| {
+            rest.get(k)
+                .and_then(serde_json::Value::as_u64)
+                .map_or(d, |v| v as usize)
+        };
+        let offset = get_usize("offset", DEFAULT_OFFSET);
+        let max_position_jitter = get_usize("max_position_jitter", DEFAULT_MAX_POSITION_JITTER);
+        let default_probe_scale = rest
+            .get("default_probe_scale")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(DEFAULT_PROBE_SCALE);
+        legacy::strip_typed_keys(&mut rest);
+        Params {
+            model,
+            nphotons,
+            offset,
+            max_position_jitter,
+            default_probe_scale,
+            legacy: rest,
+            intensity_scale: None,
+            probe: None,
+        }
+    }
+
     pub fn model(&self) -> &ModelConfig {
         &self.model
     }
@@ -48,6 +119,7 @@ impl Params {
     pub fn channels(&self) -> usize {
         self.model.channels()
     }
+    /// Mean photons per diffraction pattern (counts).
     pub fn nphotons(&self) -> f64 {
         self.nphotons
     }
@@ -55,6 +127,7 @@ impl Params {
     pub fn offset(&self) -> usize {
         self.offset
     }
+    /// Padding buffer in pixels, default 10.
     pub fn max_position_jitter(&self) -> usize {
         self.max_position_jitter
     }
@@ -62,18 +135,24 @@ impl Params {
     pub fn default_probe_scale(&self) -> f64 {
         self.default_probe_scale
     }
-    /// bigN = N + (gridsize − 1)·offset.
+    /// bigN = N + (gridsize − 1)·offset, in pixels (68 for N=64, gridsize 2).
     pub fn big_n(&self) -> usize {
         self.model.n + (self.model.gridsize - 1) * self.offset
     }
-    /// Side of the in-model canvas: P = bigN + max_position_jitter (74 for N=64 gs=1, 78 for gs=2).
+    /// Side in pixels of the in-model canvas: P = bigN + max_position_jitter (74 for N=64 gs=1, 78
+    /// for gs=2).
     pub fn padded_size(&self) -> usize {
         self.big_n() + self.max_position_jitter
     }
-    /// The physics intensity scale s = sqrt(nphotons)/(N/2) unless a runtime value was attached.
+    /// The physics intensity scale s = sqrt(nphotons)/(N/2) (amplitude units per normalised
+    /// amplitude) unless a runtime value was attached.
     pub fn intensity_scale(&self) -> f64 {
         self.intensity_scale
             .unwrap_or_else(|| self.nphotons.sqrt() / (self.model.n as f64 / 2.0))
+    }
+    /// The runtime intensity scale, if one was attached (or restored from a snapshot).
+    pub fn runtime_intensity_scale(&self) -> Option<f64> {
+        self.intensity_scale
     }
     /// The runtime probe, if one was attached.
     pub fn probe(&self) -> Option<&ProbeField> {
@@ -84,9 +163,91 @@ impl Params {
         self.intensity_scale = Some(s);
         self
     }
-    /// A copy with the runtime (normalised) probe attached.
+    /// A copy with the runtime (normalised) probe attached (never changes the typed config).
     pub fn with_probe(mut self, probe: ProbeField) -> Self {
         self.probe = Some(probe);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::training::{InferenceConfig, TrainingConfig};
+
+    fn params(n: usize, gridsize: usize) -> Params {
+        let cfg = TrainingConfig {
+            model: ModelConfig {
+                n,
+                gridsize,
+                ..Default::default()
+            },
+            neighbor_count: 4.max(gridsize * gridsize),
+            ..Default::default()
+        };
+        Params::from_training(&cfg.validate().unwrap())
+    }
+
+    #[test]
+    fn derived_sizes_match_the_reference() {
+        let cases = [
+            // (N, gridsize, bigN, padded_size, channels)
+            (64, 1, 64, 74, 1),
+            (64, 2, 68, 78, 4),
+            (128, 1, 128, 138, 1),
+            (128, 2, 132, 142, 4),
+            (256, 1, 256, 266, 1),
+            (64, 3, 72, 82, 9),
+        ];
+        for (n, gs, big_n, padded, c) in cases {
+            let p = params(n, gs);
+            assert_eq!(p.big_n(), big_n, "bigN for N={n} gs={gs}");
+            assert_eq!(p.padded_size(), padded, "padded_size for N={n} gs={gs}");
+            assert_eq!(p.channels(), c);
+            assert_eq!((p.n(), p.gridsize()), (n, gs));
+        }
+    }
+
+    #[test]
+    fn legacy_only_values_have_reference_defaults() {
+        let p = params(64, 1);
+        assert_eq!(p.offset(), 4);
+        assert_eq!(p.max_position_jitter(), 10);
+        assert_eq!(p.default_probe_scale(), 0.7);
+        assert_eq!(p.nphotons(), 1e9);
+    }
+
+    #[test]
+    fn intensity_scale_default_and_runtime() {
+        let p = params(64, 1);
+        // sqrt(1e9) / 32 = 988.2117688...
+        assert!((p.intensity_scale() - 988.211_768_802_618_5).abs() < 1e-9);
+        assert_eq!(p.runtime_intensity_scale(), None);
+        let q = p.clone().with_intensity_scale(375.5);
+        assert_eq!(q.intensity_scale(), 375.5);
+        assert_eq!(q.model(), p.model());
+        let probe = ProbeField {
+            n: 64,
+            data: vec![Complex32::new(1.0, 0.0); 64 * 64],
+        };
+        let r = q.with_probe(probe.clone());
+        assert_eq!(r.probe(), Some(&probe));
+        assert_eq!(r.model(), p.model());
+        assert_eq!(r.nphotons(), p.nphotons());
+    }
+
+    #[test]
+    fn from_inference_uses_the_legacy_nphotons() {
+        let cfg = InferenceConfig {
+            model: ModelConfig {
+                n: 128,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let p = Params::from_inference(&cfg.validate().unwrap());
+        assert_eq!(p.n(), 128);
+        assert_eq!(p.nphotons(), DEFAULT_NPHOTONS);
+        assert_eq!(p.padded_size(), 138);
     }
 }

@@ -1,4 +1,8 @@
 //! `TrainingConfig` and `InferenceConfig` (spec §1.2, §1.3).
+//!
+//! Defaults are the reference dataclass defaults (not the legacy dict's, spec §1.5). Fields after
+//! `neighbor_pool_size` are additions of this port (the reference hard-codes them in its trainer,
+//! spec §6.1); their defaults reproduce the reference behaviour.
 
 use std::path::PathBuf;
 
@@ -6,48 +10,64 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::ModelConfig;
 
-/// Everything a training run needs. Defaults are the reference dataclass defaults.
+/// Everything a training run needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainingConfig {
+    /// The network architecture (flattened into the legacy view).
     pub model: ModelConfig,
+    /// Training NPZ (DATA-001). Legacy key `train_data_file_path`.
     pub train_data_file: Option<PathBuf>,
+    /// Test NPZ, used for stitching / evaluation. Legacy key `test_data_file_path`.
     pub test_data_file: Option<PathBuf>,
+    /// Groups per optimiser step; a power of two.
     pub batch_size: usize,
+    /// Training epochs, > 0.
     pub nepochs: usize,
-    /// Weight of the MAE on scaled amplitudes.
+    /// Weight of the MAE on scaled amplitudes, in [0, 1].
     pub mae_weight: f64,
-    /// Weight of the Poisson negative log-likelihood.
+    /// Weight of the Poisson negative log-likelihood, in [0, 1].
     pub nll_weight: f64,
+    /// Weight of the MAE term inside the real-space loss, ≥ 0 (needs `realspace_weight` > 0).
     pub realspace_mae_weight: f64,
+    /// Weight of the real-space (object) loss, ≥ 0.
     pub realspace_weight: f64,
-    /// Mean photons per diffraction pattern; drives the intensity scale.
+    /// Mean photons per diffraction pattern (counts); drives the intensity scale s = √nphotons/(N/2).
     pub nphotons: f64,
-    /// Number of groups to form (reference default 512).
+    /// Number of groups to form (reference: None → 512). `n_images` is the deprecated alias.
+    #[serde(alias = "n_images")]
     pub n_groups: usize,
-    /// Images to subsample before grouping (None = all).
+    /// Scan points to subsample before grouping (None = the reference's n_groups rule, spec §11.2).
     pub n_subsample: Option<usize>,
+    /// Seed of that subsampling (None = unseeded).
     pub subsample_seed: Option<u64>,
-    /// K of the nearest-neighbour grouping.
+    /// K of the nearest-neighbour grouping; K ≥ C = gridsize².
     pub neighbor_count: usize,
+    /// Legacy flag `positions.provided` (unused by the core maths).
     pub positions_provided: bool,
+    /// Legacy flag `probe.trainable` (inert in the reference, spec §4.7).
     pub probe_trainable: bool,
+    /// Legacy flag `intensity_scale.trainable` (inert in the reference, spec §3.4).
     pub intensity_scale_trainable: bool,
+    /// Output directory of the run. Legacy key `output_prefix`.
     pub output_dir: PathBuf,
     /// Use the first n points as group seeds instead of a random draw.
     pub sequential_sampling: bool,
-    /// Allow more groups than scan points (gridsize > 1 only).
+    /// Allow more groups than scan points (gridsize > 1 only, OVERSAMPLING-001).
     pub enable_oversampling: bool,
+    /// Neighbour pool size for oversampling (None = neighbor_count); ≥ C when given.
     pub neighbor_pool_size: Option<usize>,
     /// Seed for grouping, shuffling and initialisation (not in the reference, which is unseeded).
     pub seed: u64,
-    /// Learning rate of Adam.
+    /// Learning rate of Adam (reference 1e-3), > 0.
     pub learning_rate: f64,
-    /// Fraction of groups (the last ones) held out for validation.
+    /// Fraction of groups (the last ones) held out for validation, in [0, 1).
     pub validation_fraction: f64,
-    /// Epochs without validation-loss improvement before the LR is halved.
+    /// Epochs without validation-loss improvement before the LR is multiplied by `plateau_factor`.
     pub plateau_patience: usize,
+    /// LR factor on a plateau, in (0, 1).
     pub plateau_factor: f64,
+    /// Lower bound of the LR, ≥ 0.
     pub plateau_min_lr: f64,
     /// Epochs without training-loss improvement before training stops (0 = never).
     pub early_stop_patience: usize,
@@ -92,22 +112,34 @@ impl Default for TrainingConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InferenceConfig {
+    /// Architecture; replaced by the archive's snapshot when a model is loaded (spec §9.3).
     pub model: ModelConfig,
+    /// Directory holding `wts.h5.zip`, or the archive itself (required by the reference).
     pub model_path: Option<PathBuf>,
+    /// Test NPZ (required by the reference). Legacy key `test_data_file_path`.
     pub test_data_file: Option<PathBuf>,
-    /// Groups to form (None = use all points).
+    /// Groups to form (None = use all points; no 512 default). `n_images` is the deprecated alias.
+    #[serde(alias = "n_images")]
     pub n_groups: Option<usize>,
+    /// Scan points to subsample before grouping (None = all).
     pub n_subsample: Option<usize>,
+    /// Seed of that subsampling.
     pub subsample_seed: Option<u64>,
+    /// K of the nearest-neighbour grouping; K ≥ C.
     pub neighbor_count: usize,
+    /// Write debug output.
     pub debug: bool,
+    /// Output directory. Legacy key `output_prefix`.
     pub output_dir: PathBuf,
+    /// Allow more groups than scan points (gridsize > 1 only).
     pub enable_oversampling: bool,
+    /// Neighbour pool size for oversampling; ≥ C when given.
     pub neighbor_pool_size: Option<usize>,
     /// Seed of the test-set grouping (the reference reseeds with 45).
     pub seed: u64,
-    /// Stitching crop size M (pixels).
+    /// Stitching crop size M in pixels (central M×M of each patch), 1 ≤ M ≤ N.
     pub stitch_crop: usize,
+    /// Groups per forward pass, ≥ 1.
     pub batch_size: usize,
 }
 

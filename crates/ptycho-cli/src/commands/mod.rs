@@ -1,0 +1,4 @@
+//! One file per subcommand; each exposes `Args` and `run(&Args) -> anyhow::Result<ExitCode>`.
+
+pub mod params;
+pub mod run;

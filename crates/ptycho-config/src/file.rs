@@ -1,0 +1,429 @@
+//! Config files (TOML or JSON, chosen by extension).
+//!
+//! A file holds the fields of [`TrainingConfig`] (or [`InferenceConfig`]); the model fields go in a
+//! `[model]` table (`"model": {...}` in JSON) or, as in the reference's YAML files, at the top level.
+//! Absent keys keep their defaults; precedence is defaults < file < command-line flags (the flags
+//! are applied by the caller, then `validate()` runs). Errors name the file and the key: unknown
+//! key (with a suggestion), key given twice, wrong type, or a value out of range.
+//!
+//! ```toml
+//! nepochs = 10
+//! batch_size = 8
+//! train_data_file = "data/train.npz"
+//!
+//! [model]
+//! N = 64
+//! gridsize = 2
+//! ```
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use crate::decode::{Entry, decode, defaults_of, suggestion};
+use crate::error::{ConfigError, one_line};
+use crate::model::ModelConfig;
+use crate::training::{InferenceConfig, TrainingConfig};
+
+/// Syntax of a config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    Toml,
+    Json,
+}
+
+impl FileFormat {
+    /// The format of `path` by its extension (`.toml` / `.json`, any case).
+    pub fn from_path(path: &Path) -> Result<FileFormat, ConfigError> {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("toml") => Ok(FileFormat::Toml),
+            Some("json") => Ok(FileFormat::Json),
+            _ => Err(ConfigError::UnsupportedFormat {
+                origin: path.display().to_string(),
+            }),
+        }
+    }
+}
+
+/// Read a training config file: defaults overlaid with the file's keys. Per-field ranges are
+/// checked (errors name the file); rules between fields are checked by `validate()` once the
+/// command-line flags are applied.
+pub fn load_config_file(path: impl AsRef<Path>) -> Result<TrainingConfig, ConfigError> {
+    let path = path.as_ref();
+    let (text, format) = read(path)?;
+    parse_training_config(&text, format, &path.display().to_string())
+}
+
+/// Read an inference config file; see [`load_config_file`].
+pub fn load_inference_config_file(path: impl AsRef<Path>) -> Result<InferenceConfig, ConfigError> {
+    let path = path.as_ref();
+    let (text, format) = read(path)?;
+    parse_inference_config(&text, format, &path.display().to_string())
+}
+
+/// Parse a training config from text; `origin` names the source in errors.
+pub fn parse_training_config(
+    text: &str,
+    format: FileFormat,
+    origin: &str,
+) -> Result<TrainingConfig, ConfigError> {
+    let table = parse_table(text, format, origin)?;
+    let cfg: TrainingConfig = decode_with_model(table, origin)?;
+    cfg.check_fields().map_err(|e| in_file(origin, e))?;
+    Ok(cfg)
+}
+
+/// Parse an inference config from text; `origin` names the source in errors.
+pub fn parse_inference_config(
+    text: &str,
+    format: FileFormat,
+    origin: &str,
+) -> Result<InferenceConfig, ConfigError> {
+    let table = parse_table(text, format, origin)?;
+    let cfg: InferenceConfig = decode_with_model(table, origin)?;
+    cfg.check_fields().map_err(|e| in_file(origin, e))?;
+    Ok(cfg)
+}
+
+fn in_file(origin: &str, error: ConfigError) -> ConfigError {
+    ConfigError::InFile {
+        origin: origin.to_string(),
+        error: Box::new(error),
+    }
+}
+
+fn read(path: &Path) -> Result<(String, FileFormat), ConfigError> {
+    let format = FileFormat::from_path(path)?;
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        origin: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    Ok((text, format))
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn parse_table(
+    text: &str,
+    format: FileFormat,
+    origin: &str,
+) -> Result<Map<String, Value>, ConfigError> {
+    let value = match format {
+        FileFormat::Toml => {
+            let table = toml::from_str::<toml::Table>(text).map_err(|e| {
+                let (line, column) = line_column(text, e.span().map_or(0, |s| s.start));
+                ConfigError::Syntax {
+                    origin: origin.to_string(),
+                    format: "TOML",
+                    line,
+                    column,
+                    message: one_line(e.message()),
+                }
+            })?;
+            serde_json::to_value(table).map_err(|e| ConfigError::Syntax {
+                origin: origin.to_string(),
+                format: "TOML",
+                line: 0,
+                column: 0,
+                message: one_line(&e.to_string()),
+            })?
+        }
+        FileFormat::Json => {
+            serde_json::from_str::<Value>(text).map_err(|e| ConfigError::Syntax {
+                origin: origin.to_string(),
+                format: "JSON",
+                line: e.line(),
+                column: e.column(),
+                message: one_line(&strip_position(&e.to_string())),
+            })?
+        }
+    };
+    match value {
+        Value::Object(m) => Ok(m),
+        other => Err(ConfigError::WrongType {
+            origin: origin.to_string(),
+            key: "(top level)".into(),
+            message: format!("expected an object of keys, found {}", kind(&other)),
+        }),
+    }
+}
+
+/// serde_json appends " at line L column C"; we report the position separately.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "a table",
+    }
+}
+
+/// Deprecated or alternative spellings → serde field names.
+const MODEL_ALIASES: &[(&str, &str)] = &[("n", "N")];
+const CONFIG_ALIASES: &[(&str, &str)] = &[("n_images", "n_groups")];
+
+fn canonical<'a>(key: &'a str, aliases: &[(&'static str, &'static str)]) -> &'a str {
+    aliases
+        .iter()
+        .find(|(a, _)| *a == key)
+        .map_or(key, |(_, f)| *f)
+}
+
+/// Push an entry, refusing a field that is already there (under another spelling or place).
+fn push_unique(entries: &mut Vec<Entry>, entry: Entry, origin: &str) -> Result<(), ConfigError> {
+    if let Some(prev) = entries.iter().find(|e| e.field == entry.field) {
+        return Err(ConfigError::DuplicateKey {
+            origin: origin.to_string(),
+            key: entry.shown,
+            other: prev.shown.clone(),
+        });
+    }
+    entries.push(entry);
+    Ok(())
+}
+
+/// Split a file's table into model entries and config entries and decode both.
+fn decode_with_model<T>(table: Map<String, Value>, origin: &str) -> Result<T, ConfigError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Default,
+{
+    let model_fields = defaults_of::<ModelConfig>();
+    let config_fields = defaults_of::<T>();
+    let mut model_entries = Vec::new();
+    let mut entries = Vec::new();
+    for (key, value) in table {
+        if key == "model" {
+            let Value::Object(model) = value else {
+                return Err(ConfigError::WrongType {
+                    origin: origin.to_string(),
+                    key,
+                    message: format!("expected a table of model keys, found {}", kind(&value)),
+                });
+            };
+            for (k, v) in model {
+                let field = canonical(&k, MODEL_ALIASES).to_string();
+                if !model_fields.contains_key(&field) {
+                    return Err(ConfigError::UnknownKey {
+                        origin: origin.to_string(),
+                        hint: suggestion(&k, model_fields.keys().map(String::as_str)),
+                        key: format!("model.{k}"),
+                    });
+                }
+                let entry = Entry {
+                    field,
+                    shown: format!("model.{k}"),
+                    value: v,
+                };
+                push_unique(&mut model_entries, entry, origin)?;
+            }
+            continue;
+        }
+        let model_field = canonical(&key, MODEL_ALIASES);
+        let config_field = canonical(&key, CONFIG_ALIASES);
+        if config_fields.contains_key(config_field) {
+            let entry = Entry {
+                field: config_field.to_string(),
+                shown: key.clone(),
+                value,
+            };
+            push_unique(&mut entries, entry, origin)?;
+        } else if model_fields.contains_key(model_field) {
+            let entry = Entry {
+                field: model_field.to_string(),
+                shown: key.clone(),
+                value,
+            };
+            push_unique(&mut model_entries, entry, origin)?;
+        } else {
+            let known = config_fields
+                .keys()
+                .chain(model_fields.keys())
+                .map(String::as_str);
+            return Err(ConfigError::UnknownKey {
+                origin: origin.to_string(),
+                hint: suggestion(&key, known),
+                key,
+            });
+        }
+    }
+    let model: ModelConfig = decode(model_entries, origin)?;
+    let model = serde_json::to_value(model).unwrap_or(Value::Null);
+    entries.push(Entry {
+        field: "model".into(),
+        shown: "model".into(),
+        value: model,
+    });
+    decode(entries, origin)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::model::AmpActivation;
+
+    fn toml(text: &str) -> Result<TrainingConfig, ConfigError> {
+        parse_training_config(text, FileFormat::Toml, "run.toml")
+    }
+    fn json(text: &str) -> Result<TrainingConfig, ConfigError> {
+        parse_training_config(text, FileFormat::Json, "run.json")
+    }
+
+    #[test]
+    fn toml_nested_and_flat_model_keys() {
+        let c = toml(
+            "nepochs = 3\nbatch_size = 8\ngridsize = 2\ntrain_data_file = \"t.npz\"\n\
+             [model]\nN = 128\namp_activation = \"swish\"\nobject_big = false\n",
+        )
+        .unwrap();
+        assert_eq!((c.nepochs, c.batch_size), (3, 8));
+        assert_eq!((c.model.n, c.model.gridsize), (128, 2));
+        assert_eq!(c.model.amp_activation, AmpActivation::Swish);
+        assert!(!c.model.object_big);
+        assert_eq!(c.train_data_file, Some(PathBuf::from("t.npz")));
+        // untouched keys keep their defaults
+        assert_eq!(c.nphotons, 1e9);
+        assert_eq!(c.model.probe_scale, 4.0);
+    }
+
+    #[test]
+    fn json_file_and_integer_for_float() {
+        let c = json(r#"{"nphotons": 1000000, "n_images": 64, "model": {"n": 256}}"#).unwrap();
+        assert_eq!(c.nphotons, 1e6);
+        assert_eq!(c.n_groups, 64);
+        assert_eq!(c.model.n, 256);
+    }
+
+    #[test]
+    fn serialized_config_loads_back() {
+        let mut c = TrainingConfig::default();
+        c.model.gridsize = 2;
+        c.n_subsample = Some(10);
+        let text = toml::to_string(&c).unwrap();
+        assert_eq!(toml(&text).unwrap(), c);
+        let text = serde_json::to_string(&c).unwrap();
+        assert_eq!(json(&text).unwrap(), c);
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let e = toml("nepochs = 3\nbatch_sise = 8\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "run.toml: unknown key `batch_sise` (did you mean `batch_size`?)"
+        );
+        let e = toml("[model]\nfoo = 1\n").unwrap_err();
+        assert_eq!(e.to_string(), "run.toml: unknown key `model.foo`");
+        assert_eq!(e.key(), Some("model.foo"));
+        let e = json(r#"{"colour": "red"}"#).unwrap_err();
+        assert_eq!(e.to_string(), "run.json: unknown key `colour`");
+    }
+
+    #[test]
+    fn wrong_type_names_file_and_key() {
+        let e = toml("nepochs = \"ten\"\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "run.toml: wrong value for key `nepochs`: invalid type: string \"ten\", expected usize"
+        );
+        let e = toml("[model]\namp_activation = \"tanh\"\n").unwrap_err();
+        assert!(e.to_string().starts_with(
+            "run.toml: wrong value for key `model.amp_activation`: unknown variant `tanh`"
+        ));
+        let e = json(r#"{"model": 3}"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "run.json: wrong value for key `model`: expected a table of model keys, found a number"
+        );
+        let e = json("[1, 2]").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("run.json: wrong value for key `(top level)`")
+        );
+    }
+
+    #[test]
+    fn invalid_value_names_file_and_field() {
+        let e = toml("batch_size = 12\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "run.toml: invalid value for `batch_size`: 12 (must be a power of two: 1, 2, 4, 8, 16, ...)"
+        );
+        assert_eq!(e.key(), Some("batch_size"));
+        // Relations are left to validate() (flags may still change neighbor_count).
+        let c = toml("gridsize = 3\n").unwrap();
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let e = toml("gridsize = 2\n[model]\ngridsize = 1\n").unwrap_err();
+        assert!(e.to_string().contains("`gridsize`"), "{e}");
+        assert!(e.to_string().contains("given twice"), "{e}");
+        let e = json(r#"{"n_groups": 1, "n_images": 2}"#).unwrap_err();
+        assert!(e.to_string().contains("given twice"), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_are_one_line_with_position() {
+        let e = toml("nepochs = 3\nbatch_size = = 8\n").unwrap_err();
+        let s = e.to_string();
+        assert!(
+            s.starts_with("run.toml: TOML syntax error at line 2, column"),
+            "{s}"
+        );
+        assert!(!s.contains('\n'));
+        let e = json("{\n \"nepochs\": 3,\n}").unwrap_err();
+        let s = e.to_string();
+        assert!(
+            s.starts_with("run.json: JSON syntax error at line 3, column 1"),
+            "{s}"
+        );
+        assert!(!s.contains('\n'));
+    }
+
+    #[test]
+    fn files_are_read_by_extension() {
+        let dir = std::env::temp_dir().join(format!("ptycho-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let t = dir.join("a.toml");
+        std::fs::write(&t, "nepochs = 2\n").unwrap();
+        assert_eq!(load_config_file(&t).unwrap().nepochs, 2);
+        let j = dir.join("b.JSON");
+        std::fs::write(&j, r#"{"nepochs": 4}"#).unwrap();
+        assert_eq!(load_config_file(&j).unwrap().nepochs, 4);
+        let y = dir.join("c.yaml");
+        std::fs::write(&y, "nepochs: 4").unwrap();
+        let e = load_config_file(&y).unwrap_err().to_string();
+        assert!(e.contains("c.yaml") && e.contains(".toml or .json"), "{e}");
+        let missing = dir.join("missing.toml");
+        let e = load_config_file(&missing).unwrap_err().to_string();
+        assert!(e.contains("missing.toml: cannot read config file"), "{e}");
+        let i = dir.join("i.toml");
+        std::fs::write(&i, "model_path = \"runs/x\"\nstitch_crop = 10\n").unwrap();
+        let c = load_inference_config_file(&i).unwrap();
+        assert_eq!(c.stitch_crop, 10);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
