@@ -1,1 +1,4 @@
 //! ptycho-workflows
+
+pub mod metrics;
+pub mod stitch;
