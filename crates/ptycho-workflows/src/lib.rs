@@ -2,3 +2,5 @@
 
 pub mod fsutil;
 pub mod imaging;
+pub mod metrics;
+pub mod stitch;

@@ -1,0 +1,414 @@
+//! Position-based stitching of reconstructed patches (spec §7.2, the reference
+//! `tf_helper.reassemble_position`).
+//!
+//! Every patch `Z_g` (N×N complex, object amplitude·e^{iφ}) contributes its central M×M crop, placed
+//! on a square canvas of side `S = M + 2·pad` and translated by `+a_g` (content moves towards larger
+//! column / row indices), where `a_g = o_g − com` is the patch centre relative to the mean centre.
+//! The canvas is the plain average of the overlapping crops: `num / (den + 1e-9)` with `den` the
+//! same sum applied to an all-ones crop.
+//!
+//! The reference does this arithmetic in float32 (offsets cast to float32, sample coordinate
+//! `x − a_x` and the bilinear weights in float32); this module reproduces those float32 roundings
+//! for the coordinates and weights, because at the fringe of the scanned area (tiny overlap
+//! weights) they decide the average, and accumulates the sums in float64.
+//!
+//! It is a streaming scatter-add: each patch only touches the `(M+1)×(M+1)` canvas footprint of its
+//! shifted crop, so the cost is `O(G·M²)` independent of the canvas size.
+
+use ndarray::{Array2, ArrayView2, ArrayView3, s};
+use num_complex::{Complex32, Complex64};
+use rayon::prelude::*;
+
+/// Errors of [`reassemble_position`] / [`shift_and_sum`].
+#[derive(Debug, thiserror::Error)]
+pub enum StitchError {
+    /// No patches were given.
+    #[error("stitching needs at least one patch, got 0")]
+    NoPatches,
+    /// The number of centres differs from the number of patches.
+    #[error("{patches} patches but {centres} centres: one [x, y] centre per patch is required")]
+    CountMismatch {
+        /// patches along axis 0
+        patches: usize,
+        /// entries in `centres`
+        centres: usize,
+    },
+    /// The crop size is zero, odd, or larger than the patch.
+    #[error(
+        "stitching crop M = {m} is invalid for {h}x{w} patches: it must be even, > 0 and <= the patch size"
+    )]
+    BadCropSize {
+        /// requested crop size
+        m: usize,
+        /// patch rows
+        h: usize,
+        /// patch columns
+        w: usize,
+    },
+    /// A centre coordinate is NaN or infinite.
+    #[error("centre {index} = [{x}, {y}] is not finite")]
+    NonFiniteCentre {
+        /// patch index
+        index: usize,
+        /// x (column) coordinate, object pixels
+        x: f64,
+        /// y (row) coordinate, object pixels
+        y: f64,
+    },
+    /// The centres are spread so far that the canvas would not fit in memory.
+    #[error("centres span {span} pixels: the stitched canvas would be unreasonably large")]
+    CanvasTooLarge {
+        /// the padding in pixels derived from the largest relative offset
+        span: f64,
+    },
+}
+
+/// The averaged, stitched object.
+#[derive(Debug, Clone)]
+pub struct Stitched {
+    /// Canvas `S×S` (`S = M + 2·pad`), complex object (amplitude·e^{iφ}); uncovered pixels are 0.
+    pub object: Array2<Complex32>,
+    /// Object-pixel coordinate `[x, y]` of canvas pixel (row 0, col 0):
+    /// `(com_x − M/2 − pad, com_y − M/2 − pad)`; canvas pixel `(r, c)` is object pixel
+    /// `(origin_y + r, origin_x + c)`.
+    pub origin: [f64; 2],
+    /// Padding on every side of the central M×M window, pixels (even).
+    pub pad: usize,
+}
+
+/// The two sums behind [`Stitched`] (the reference's `shift_and_sum` of the patches and of ones).
+#[derive(Debug, Clone)]
+pub struct ShiftSum {
+    /// `num = Σ_g T(zeropad(crop(Z_g)), +a_g)`, `S×S` complex.
+    pub numerator: Array2<Complex64>,
+    /// `den = Σ_g T(zeropad(1_{M×M}), +a_g)`, `S×S`: the (fractional) number of crops covering a
+    /// pixel.
+    pub overlap: Array2<f64>,
+    /// As [`Stitched::origin`].
+    pub origin: [f64; 2],
+    /// As [`Stitched::pad`].
+    pub pad: usize,
+}
+
+impl ShiftSum {
+    /// The average `num / (den + 1e-9)` (uncovered pixels are 0), rounded to complex64.
+    pub fn average(&self) -> Stitched {
+        let object = ndarray::Zip::from(&self.numerator)
+            .and(&self.overlap)
+            .map_collect(|n, d| {
+                let v = n / (d + 1e-9);
+                Complex32::new(v.re as f32, v.im as f32)
+            });
+        Stitched {
+            object,
+            origin: self.origin,
+            pad: self.pad,
+        }
+    }
+}
+
+/// Stitch `patches` `(G, N, N)` centred at `centres` (`[x, y]` object pixels, one per patch)
+/// using their central `m×m` windows; see the module documentation and spec §7.2.
+pub fn reassemble_position(
+    patches: ArrayView3<Complex32>,
+    centres: &[[f64; 2]],
+    m: usize,
+) -> Result<Stitched, StitchError> {
+    Ok(shift_and_sum(patches, centres, m)?.average())
+}
+
+/// Per-axis sampling of one translated crop: for each canvas index in `start..start+len`, the crop
+/// index of the lower bilinear tap (may be outside `0..m`) and its float32 fractional weight.
+struct AxisTaps {
+    start: usize,
+    lower: Vec<i64>,
+    frac: Vec<f32>,
+}
+
+impl AxisTaps {
+    /// Canvas indices `i` whose taps can reach the crop `[pad, pad+m)` after a shift by `a`.
+    /// The sample coordinate is `fl32(i − a)` as in the reference (content moves by `+a`).
+    fn new(a: f32, pad: usize, m: usize, size: usize) -> Self {
+        let lo = ((pad as f64 + a as f64).floor() as i64 - 1).max(0) as usize;
+        let hi = (((pad + m) as f64 + a as f64).ceil() as i64 + 1).min(size as i64 - 1);
+        let mut taps = AxisTaps {
+            start: lo,
+            lower: Vec::new(),
+            frac: Vec::new(),
+        };
+        if hi < lo as i64 {
+            return taps;
+        }
+        for i in lo..=hi as usize {
+            let s = i as f32 - a;
+            let f = s.floor();
+            taps.lower.push(f as i64 - pad as i64);
+            taps.frac.push(s - f);
+        }
+        taps
+    }
+}
+
+/// The reference's centre of mass and float32 relative offsets. The mean is TensorFlow's
+/// `reduce_mean` over the patch axis of float32 offsets: a sequential float32 sum divided by the
+/// count (this exact rounding reproduces the reference's overlap map bit for bit; a correctly
+/// rounded mean is off by an ulp, ~1e-5 px, and moves the fringe averages by ~1e-5).
+fn relative_offsets(centres: &[[f64; 2]]) -> ([f32; 2], Vec<[f32; 2]>) {
+    let g = centres.len() as f32;
+    let mut com = [0f32; 2];
+    for axis in 0..2 {
+        let sum = centres.iter().fold(0f32, |acc, c| acc + c[axis] as f32);
+        com[axis] = sum / g;
+    }
+    let rel = centres
+        .iter()
+        .map(|c| [c[0] as f32 - com[0], c[1] as f32 - com[1]])
+        .collect();
+    (com, rel)
+}
+
+/// Numerator and overlap sums of the stitching (see [`ShiftSum`]).
+pub fn shift_and_sum(
+    patches: ArrayView3<Complex32>,
+    centres: &[[f64; 2]],
+    m: usize,
+) -> Result<ShiftSum, StitchError> {
+    let (g, h, w) = patches.dim();
+    if g == 0 {
+        return Err(StitchError::NoPatches);
+    }
+    if centres.len() != g {
+        return Err(StitchError::CountMismatch {
+            patches: g,
+            centres: centres.len(),
+        });
+    }
+    if m == 0 || m % 2 == 1 || m > h || m > w {
+        return Err(StitchError::BadCropSize { m, h, w });
+    }
+    if let Some((index, c)) = centres
+        .iter()
+        .enumerate()
+        .find(|(_, c)| !(c[0].is_finite() && c[1].is_finite()))
+    {
+        return Err(StitchError::NonFiniteCentre {
+            index,
+            x: c[0],
+            y: c[1],
+        });
+    }
+    let (com, rel) = relative_offsets(centres);
+    let max_abs = rel
+        .iter()
+        .flat_map(|a| [a[0].abs(), a[1].abs()])
+        .fold(0f32, f32::max);
+    if max_abs as f64 > 1.0e6 {
+        return Err(StitchError::CanvasTooLarge {
+            span: max_abs as f64,
+        });
+    }
+    let mut pad = max_abs.ceil() as usize;
+    pad += pad % 2;
+    let size = m + 2 * pad;
+    let (r0, c0) = (h / 2 - m / 2, w / 2 - m / 2);
+
+    let zero = || {
+        (
+            Array2::<Complex64>::zeros((size, size)),
+            Array2::<f64>::zeros((size, size)),
+        )
+    };
+    let (numerator, overlap) = (0..g)
+        .into_par_iter()
+        // One canvas pair per worker thread, not per rayon split.
+        .with_min_len(g.div_ceil(rayon::current_num_threads().max(1)).max(1))
+        .fold(zero, |(mut num, mut den), k| {
+            let crop = patches.slice(s![k, r0..r0 + m, c0..c0 + m]);
+            scatter_patch(crop, rel[k], pad, &mut num, &mut den);
+            (num, den)
+        })
+        .reduce(zero, |(mut n1, mut d1), (n2, d2)| {
+            n1 += &n2;
+            d1 += &d2;
+            (n1, d1)
+        });
+    let half = (m / 2) as f64;
+    Ok(ShiftSum {
+        numerator,
+        overlap,
+        origin: [
+            com[0] as f64 - half - pad as f64,
+            com[1] as f64 - half - pad as f64,
+        ],
+        pad,
+    })
+}
+
+/// Add one crop, translated by `a = [ax, ay]` on the padded canvas, to `num` and its bilinear
+/// coverage to `den`. Weights and the 4-tap sums are float32, as in the reference.
+fn scatter_patch(
+    crop: ArrayView2<Complex32>,
+    a: [f32; 2],
+    pad: usize,
+    num: &mut Array2<Complex64>,
+    den: &mut Array2<f64>,
+) {
+    let m = crop.nrows();
+    let size = num.nrows();
+    let cols = AxisTaps::new(a[0], pad, m, size);
+    let rows = AxisTaps::new(a[1], pad, m, size);
+    let mi = m as i64;
+    let inside = |j: i64| (0..mi).contains(&j);
+    let tap = |i: i64, j: i64| -> Option<Complex32> {
+        (inside(i) && inside(j)).then(|| crop[[i as usize, j as usize]])
+    };
+    for (ri, (&i0, &wy)) in rows.lower.iter().zip(&rows.frac).enumerate() {
+        let r = rows.start + ri;
+        let (y0_in, y1_in) = (inside(i0), inside(i0 + 1));
+        if !(y0_in || y1_in) {
+            continue;
+        }
+        for (ci, (&j0, &wx)) in cols.lower.iter().zip(&cols.frac).enumerate() {
+            let (x0_in, x1_in) = (inside(j0), inside(j0 + 1));
+            if !(x0_in || x1_in) {
+                continue;
+            }
+            let c = cols.start + ci;
+            let wa = (1.0 - wx) * (1.0 - wy);
+            let wb = wx * (1.0 - wy);
+            let wc = (1.0 - wx) * wy;
+            let wd = wx * wy;
+            let z = Complex32::new(0.0, 0.0);
+            let ia = tap(i0, j0).unwrap_or(z);
+            let ib = tap(i0, j0 + 1).unwrap_or(z);
+            let ic = tap(i0 + 1, j0).unwrap_or(z);
+            let id = tap(i0 + 1, j0 + 1).unwrap_or(z);
+            let re = wa * ia.re + wb * ib.re + wc * ic.re + wd * id.re;
+            let im = wa * ia.im + wb * ib.im + wc * ic.im + wd * id.im;
+            let ones = |b: bool| if b { 1.0f32 } else { 0.0 };
+            let cover = wa * ones(y0_in && x0_in)
+                + wb * ones(y0_in && x1_in)
+                + wc * ones(y1_in && x0_in)
+                + wd * ones(y1_in && x1_in);
+            num[[r, c]] += Complex64::new(re as f64, im as f64);
+            den[[r, c]] += cover as f64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array3;
+
+    fn constant_patches(g: usize, n: usize, v: Complex32) -> Array3<Complex32> {
+        Array3::from_elem((g, n, n), v)
+    }
+
+    #[test]
+    fn single_patch_lands_centred_with_origin() {
+        let n = 16;
+        let m = 8;
+        let mut p = Array3::<Complex32>::zeros((1, n, n));
+        // Mark the patch centre pixel (N/2, N/2) = object (y=20, x=30).
+        p[[0, n / 2, n / 2]] = Complex32::new(2.0, -1.0);
+        for r in n / 2 - m / 2..n / 2 + m / 2 {
+            for c in n / 2 - m / 2..n / 2 + m / 2 {
+                if (r, c) != (n / 2, n / 2) {
+                    p[[0, r, c]] = Complex32::new(1.0, 0.0);
+                }
+            }
+        }
+        let st = reassemble_position(p.view(), &[[30.0, 20.0]], m).unwrap();
+        assert_eq!(st.pad, 0);
+        assert_eq!(st.object.dim(), (m, m));
+        assert_eq!(st.origin, [30.0 - 4.0, 20.0 - 4.0]);
+        // Object pixel (20, 30) is canvas (20 - origin_y, 30 - origin_x) = (4, 4).
+        let v = st.object[[4, 4]];
+        assert!((v.re - 2.0).abs() < 1e-6 && (v.im + 1.0).abs() < 1e-6);
+        assert!((st.object[[0, 0]].re - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn constant_patches_average_to_constant_where_covered() {
+        let v = Complex32::new(0.7, 0.3);
+        let p = constant_patches(3, 12, v);
+        let centres = [[10.0, 10.0], [13.5, 11.25], [8.2, 15.0]];
+        let st = reassemble_position(p.view(), &centres, 6).unwrap();
+        let sums = shift_and_sum(p.view(), &centres, 6).unwrap();
+        let mut covered = 0;
+        for ((idx, z), d) in st.object.indexed_iter().zip(sums.overlap.iter()) {
+            if *d > 1e-3 {
+                covered += 1;
+                assert!(
+                    (z.re - v.re).abs() < 1e-5 && (z.im - v.im).abs() < 1e-5,
+                    "{idx:?}"
+                );
+            } else if *d == 0.0 {
+                assert_eq!(*z, Complex32::new(0.0, 0.0));
+            }
+        }
+        assert!(covered > 36);
+        // Total coverage is conserved by the bilinear shift: 3 crops of 6x6.
+        assert!((sums.overlap.sum() - 3.0 * 36.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn integer_shift_matches_dense_translate() {
+        // Compare the scatter kernel with the dense physics::translate on the padded canvas.
+        let n = 10;
+        let m = 6;
+        let p = Array3::from_shape_fn((2, n, n), |(k, r, c)| {
+            Complex32::new(
+                (r * n + c) as f32 * 0.01 + k as f32,
+                (r as f32 - c as f32) * 0.1,
+            )
+        });
+        let centres = [[5.0, 5.0], [7.25, 3.5]];
+        let sums = shift_and_sum(p.view(), &centres, m).unwrap();
+        let size = sums.numerator.nrows();
+        let pad = sums.pad;
+        let (com_x, com_y) = (6.125, 4.25);
+        let mut dense = Array2::<num_complex::Complex64>::zeros((size, size));
+        for (k, c) in centres.iter().enumerate() {
+            let mut canvas = Array2::<num_complex::Complex64>::zeros((size, size));
+            for r in 0..m {
+                for cc in 0..m {
+                    let z = p[[k, n / 2 - m / 2 + r, n / 2 - m / 2 + cc]];
+                    canvas[[pad + r, pad + cc]] =
+                        num_complex::Complex64::new(z.re as f64, z.im as f64);
+                }
+            }
+            dense += &ptycho_model::physics::translate(canvas.view(), c[0] - com_x, c[1] - com_y);
+        }
+        for (a, b) in sums.numerator.iter().zip(dense.iter()) {
+            assert!((a - b).norm() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let p = constant_patches(2, 8, Complex32::new(1.0, 0.0));
+        assert!(matches!(
+            reassemble_position(p.view(), &[[0.0, 0.0]], 4),
+            Err(StitchError::CountMismatch { .. })
+        ));
+        assert!(matches!(
+            reassemble_position(p.view(), &[[0.0, 0.0], [1.0, 1.0]], 5),
+            Err(StitchError::BadCropSize { .. })
+        ));
+        assert!(matches!(
+            reassemble_position(p.view(), &[[0.0, 0.0], [1.0, 1.0]], 10),
+            Err(StitchError::BadCropSize { .. })
+        ));
+        assert!(matches!(
+            reassemble_position(p.view(), &[[0.0, f64::NAN], [1.0, 1.0]], 4),
+            Err(StitchError::NonFiniteCentre { index: 0, .. })
+        ));
+        let empty = Array3::<Complex32>::zeros((0, 8, 8));
+        assert!(matches!(
+            reassemble_position(empty.view(), &[], 4),
+            Err(StitchError::NoPatches)
+        ));
+    }
+}
