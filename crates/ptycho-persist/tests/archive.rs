@@ -83,7 +83,7 @@ fn fixed_input(p: &Params) -> Tensor<4> {
 
 fn bits(t: Tensor<2>) -> Vec<u32> {
     t.into_data()
-        .to_vec::<f32>()
+        .try_to_vec::<f32>()
         .unwrap()
         .into_iter()
         .map(f32::to_bits)
