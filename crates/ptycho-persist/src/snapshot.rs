@@ -123,3 +123,54 @@ pub(crate) fn restore(value: &Value) -> Result<Params, String> {
     }
     Ok(params)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ptycho_config::TrainingConfig;
+
+    fn params() -> Params {
+        Params::from_training(&TrainingConfig::default().validate().unwrap())
+    }
+
+    /// Float32 probe values of all magnitudes survive JSON text bit-exactly.
+    #[test]
+    fn probe_values_round_trip_bit_exactly_through_json_text() {
+        let n = 64;
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // Random finite float32 across exponents 2^-40 .. 2^40, either sign.
+            let mant = (state & 0x7f_ffff) as u32;
+            let exp = 87 + ((state >> 23) % 80) as u32;
+            f32::from_bits(((state >> 40) as u32 & 0x8000_0000) | (exp << 23) | mant)
+        };
+        let data: Vec<Complex32> = (0..n * n).map(|_| Complex32::new(next(), next())).collect();
+        let p = params().with_probe(ProbeField { n, data });
+        let text = serde_json::to_string(&encode(&p).unwrap()).unwrap();
+        let back = restore(&serde_json::from_str(&text).unwrap()).unwrap();
+        let (a, b) = (back.probe().unwrap(), p.probe().unwrap());
+        for (x, y) in a.data.iter().zip(&b.data) {
+            assert_eq!(x.re.to_bits(), y.re.to_bits(), "{} vs {}", x.re, y.re);
+            assert_eq!(x.im.to_bits(), y.im.to_bits(), "{} vs {}", x.im, y.im);
+        }
+    }
+
+    #[test]
+    fn probe_of_wrong_size_is_refused() {
+        let p = params().with_probe(ProbeField {
+            n: 32,
+            data: vec![Complex32::new(1.0, 0.0); 32 * 32],
+        });
+        let v = encode(&p).unwrap();
+        let err = restore(&v).unwrap_err();
+        assert!(err.contains("probe.n = 32"), "{err}");
+        let bad = params().with_probe(ProbeField {
+            n: 64,
+            data: vec![Complex32::new(f32::NAN, 0.0); 64 * 64],
+        });
+        assert!(encode(&bad).unwrap_err().contains("not finite"));
+    }
+}
