@@ -28,7 +28,9 @@ pub enum WorkflowError {
         key: String,
         index: usize,
     },
-    #[error("{path}: key `{key}` has {got} entries along its scan axis, expected {expected} (len of `xcoords`)")]
+    #[error(
+        "{path}: key `{key}` has {got} entries along its scan axis, expected {expected} (len of `xcoords`)"
+    )]
     LengthMismatch {
         path: PathBuf,
         key: String,

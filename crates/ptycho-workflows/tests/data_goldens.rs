@@ -49,8 +49,16 @@ fn far_field_amplitude_matches_forward_model_golden() {
     let mut npz = open(&dir, "forward_model.npz");
     let obj: Array4<Complex32> = npz.by_name("object_patches").unwrap();
     for (probe_key, amp_key, exit_key) in [
-        ("probe_default", "diffraction_amp_default", "exit_wave_default"),
-        ("probe_complex", "diffraction_amp_complex", "exit_wave_complex"),
+        (
+            "probe_default",
+            "diffraction_amp_default",
+            "exit_wave_default",
+        ),
+        (
+            "probe_complex",
+            "diffraction_amp_complex",
+            "exit_wave_complex",
+        ),
     ] {
         let probe: Array2<Complex32> = npz.by_name(probe_key).unwrap();
         let amp: Array4<f32> = npz.by_name(amp_key).unwrap();
@@ -99,7 +107,10 @@ fn illumination_scale_and_probe_normalisation_match_golden() {
         c64(&obj[[3, r, c, 0]]) * c64(&probe[[r, c]]) * s
     });
     let x = far_field_amplitude(psi.view()).mapv(|v| v / s);
-    let e = rel_err(x.iter().copied(), illum_x.slice(s![3, .., .., 0]).iter().map(|&v| v as f64));
+    let e = rel_err(
+        x.iter().copied(),
+        illum_x.slice(s![3, .., .., 0]).iter().map(|&v| v as f64),
+    );
     assert!(e < 1e-5, "illum_X rel err {e}");
 
     let pn_ref: ArrayD<Complex32> = npz.by_name("probe_complex_model_normalized").unwrap();
@@ -135,21 +146,25 @@ fn intensity_scales_match_golden() {
     let n = n.into_scalar() as usize;
     let s = intensity_scale(nph, n);
     let want = scalar(&mut npz, "train_pinn_intensity_scale");
-    assert!((s / want - 1.0).abs() < 1e-12, "{s} vs {want}");
+    // The reference stores the float32-rounded value.
+    assert!((s / want - 1.0).abs() < 1e-7, "{s} vs {want}");
     for (key, p) in [
         ("train_pinn_intensity_scale_nphotons_1e+04", 1e4),
         ("train_pinn_intensity_scale_nphotons_1e+06", 1e6),
         ("train_pinn_intensity_scale_nphotons_1e+09", 1e9),
     ] {
         let want = scalar(&mut npz, key);
-        assert!((intensity_scale(p, n) / want - 1.0).abs() < 1e-12, "{key}");
+        assert!((intensity_scale(p, n) / want - 1.0).abs() < 1e-7, "{key}");
     }
 
     let raw = RawData::from_npz(dir.join("sim_lines_train.npz")).unwrap();
     let d4 = raw.diff3d.clone().insert_axis(Axis(3));
     let f = normalization_factor(d4.view());
     let want = scalar(&mut npz, "X_full_norm_full_train");
-    eprintln!("X_full_norm_full_train rel err {:.2e}", (f / want - 1.0).abs());
+    eprintln!(
+        "X_full_norm_full_train rel err {:.2e}",
+        (f / want - 1.0).abs()
+    );
     assert!((f / want - 1.0).abs() < 1e-6, "{f} vs {want}");
 
     let energies: Vec<f64> = raw
@@ -173,7 +188,10 @@ fn intensity_scales_match_golden() {
     });
     let s_sim = scale_nphotons(sim_energies, nph);
     let want = scalar(&mut npz, "simulation_intensity_scale_train");
-    eprintln!("simulation_intensity_scale_train rel err {:.2e}", (s_sim / want - 1.0).abs());
+    eprintln!(
+        "simulation_intensity_scale_train rel err {:.2e}",
+        (s_sim / want - 1.0).abs()
+    );
     assert!((s_sim / want - 1.0).abs() < 1e-5, "{s_sim} vs {want}");
 
     let photons = energies.iter().sum::<f64>() / energies.len() as f64 * s_sim * s_sim;

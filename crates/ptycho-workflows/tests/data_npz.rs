@@ -42,9 +42,10 @@ fn check_stats(name: &str, vals: &[f64], v: &Value, split: &str, key: &str) {
 #[test]
 fn reference_datasets_load_with_documented_stats() {
     let Some(dir) = goldens() else { return };
-    let meta: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("sim_lines_datasets.json")).unwrap())
-            .unwrap();
+    let meta: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("sim_lines_datasets.json")).unwrap(),
+    )
+    .unwrap();
     for (split, file, m) in [
         ("train", "sim_lines_train.npz", 1024),
         ("test", "sim_lines_test.npz", 512),
@@ -55,10 +56,34 @@ fn reference_datasets_load_with_documented_stats() {
         assert_eq!(raw.diff3d.dim(), (m, 64, 64));
         assert_eq!(raw.object_guess.as_ref().unwrap().dim(), (224, 224));
         assert_eq!(raw.scan_index.as_ref().unwrap().len(), m);
-        check_stats(file, raw.xcoords.as_slice().unwrap(), &meta, split, "xcoords");
-        check_stats(file, raw.ycoords.as_slice().unwrap(), &meta, split, "ycoords");
-        check_stats(file, raw.xcoords_start.as_slice().unwrap(), &meta, split, "xcoords_start");
-        check_stats(file, raw.ycoords_start.as_slice().unwrap(), &meta, split, "ycoords_start");
+        check_stats(
+            file,
+            raw.xcoords.as_slice().unwrap(),
+            &meta,
+            split,
+            "xcoords",
+        );
+        check_stats(
+            file,
+            raw.ycoords.as_slice().unwrap(),
+            &meta,
+            split,
+            "ycoords",
+        );
+        check_stats(
+            file,
+            raw.xcoords_start.as_slice().unwrap(),
+            &meta,
+            split,
+            "xcoords_start",
+        );
+        check_stats(
+            file,
+            raw.ycoords_start.as_slice().unwrap(),
+            &meta,
+            split,
+            "ycoords_start",
+        );
         let d: Vec<f64> = raw.diff3d.iter().map(|&v| v as f64).collect();
         check_stats(file, &d, &meta, split, "diff3d");
         let p: Vec<f64> = raw.probe_guess.iter().map(|z| z.norm() as f64).collect();
@@ -133,22 +158,20 @@ struct Base {
 }
 
 impl Base {
-    fn write(
-        &self,
-        path: &Path,
-        skip: &[&str],
-        extra: impl FnOnce(&mut NpzWriter<std::fs::File>),
-    ) {
+    fn write(&self, path: &Path, skip: &[&str], extra: impl FnOnce(&mut NpzWriter<std::fs::File>)) {
         let (m, n) = (self.m, self.n);
         write_npz(path, true, |w| {
             if !skip.contains(&"xcoords") {
-                w.add_array("xcoords", &Array1::from_elem(m, 30.0f64)).unwrap();
+                w.add_array("xcoords", &Array1::from_elem(m, 30.0f64))
+                    .unwrap();
             }
             if !skip.contains(&"ycoords") {
-                w.add_array("ycoords", &Array1::from_elem(m, 30.0f64)).unwrap();
+                w.add_array("ycoords", &Array1::from_elem(m, 30.0f64))
+                    .unwrap();
             }
             if !skip.contains(&"diff3d") {
-                w.add_array("diff3d", &Array3::<f32>::ones((m, n, n))).unwrap();
+                w.add_array("diff3d", &Array3::<f32>::ones((m, n, n)))
+                    .unwrap();
             }
             if !skip.contains(&"probeGuess") {
                 w.add_array("probeGuess", &Array2::<Complex32>::zeros((n, n)))
@@ -191,17 +214,23 @@ fn accepts_f64_c128_uncompressed_diffraction_key_legacy_layout_and_channel() {
     let (m, n) = (3, 4);
     let p = tmp.path().join("variants.npz");
     write_npz(&p, false, |w| {
-        w.add_array("xcoords", &Array1::from(vec![1.0f32, 2.0, 3.0])).unwrap();
-        w.add_array("ycoords", &Array1::from(vec![4.0f64, 5.0, 6.0])).unwrap();
+        w.add_array("xcoords", &Array1::from(vec![1.0f32, 2.0, 3.0]))
+            .unwrap();
+        w.add_array("ycoords", &Array1::from(vec![4.0f64, 5.0, 6.0]))
+            .unwrap();
         // legacy (N, N, M) layout with value = scan index
         let d = Array3::from_shape_fn((n, n, m), |(_, _, k)| k as f64);
         w.add_array("diffraction", &d).unwrap();
         let probe = Array3::from_elem((n, n, 1), Complex64::new(0.5, 0.25));
         w.add_array("probeGuess", &probe).unwrap();
-        w.add_array("objectGuess", &Array2::from_elem((9, 9), 2.0f32)).unwrap();
-        w.add_array("scan_index", &Array1::from(vec![7i32, 8, 9])).unwrap();
-        w.add_array("some_unknown_key", &Array1::from(vec![1u8])).unwrap();
-        w.add_array("Y", &Array4::<Complex32>::zeros((m, n, n, 1))).unwrap();
+        w.add_array("objectGuess", &Array2::from_elem((9, 9), 2.0f32))
+            .unwrap();
+        w.add_array("scan_index", &Array1::from(vec![7i32, 8, 9]))
+            .unwrap();
+        w.add_array("some_unknown_key", &Array1::from(vec![1u8]))
+            .unwrap();
+        w.add_array("Y", &Array4::<Complex32>::zeros((m, n, n, 1)))
+            .unwrap();
     });
     let raw = RawData::from_npz(&p).unwrap();
     assert_eq!(raw.diff3d.dim(), (m, n, n));
@@ -255,9 +284,15 @@ fn pickled_metadata_and_unknown_keys_are_skipped() {
     append_entries(
         &p,
         &[
-            ("_metadata", npy_blob("|O", "()", b"\x80\x04\x95pickle-bytes.")),
+            (
+                "_metadata",
+                npy_blob("|O", "()", b"\x80\x04\x95pickle-bytes."),
+            ),
             ("garbage", b"not an npy at all".to_vec()),
-            ("huge_unknown", npy_blob("<f8", "(100000000000,)", &[0u8; 16])),
+            (
+                "huge_unknown",
+                npy_blob("<f8", "(100000000000,)", &[0u8; 16]),
+            ),
         ],
     );
     let raw = RawData::from_npz(&p).unwrap();
@@ -271,10 +306,16 @@ fn hostile_declared_shape_is_rejected_before_allocation() {
     Base { m: 2, n: 4 }.write(&p, &["diff3d"], |_| {});
     append_entries(
         &p,
-        &[("diff3d", npy_blob("<f4", "(1000000, 100000, 100000)", &[0u8; 64]))],
+        &[(
+            "diff3d",
+            npy_blob("<f4", "(1000000, 100000, 100000)", &[0u8; 64]),
+        )],
     );
     let e = expect_err(&p);
-    assert!(matches!(e, WorkflowError::DeclaredSizeTooLarge { .. }), "{e}");
+    assert!(
+        matches!(e, WorkflowError::DeclaredSizeTooLarge { .. }),
+        "{e}"
+    );
     assert_eq!(key_of(&e), "diff3d");
 }
 
@@ -297,15 +338,24 @@ fn every_malformed_input_is_a_typed_error_naming_file_and_key() {
     let cases: Vec<(&str, Box<dyn FnOnce(&mut NpzWriter<std::fs::File>)>)> = vec![
         (
             "ycoords",
-            Box::new(|w| w.add_array("ycoords", &Array1::from_elem(2, 1.0f64)).unwrap()),
+            Box::new(|w| {
+                w.add_array("ycoords", &Array1::from_elem(2, 1.0f64))
+                    .unwrap()
+            }),
         ),
         (
             "xcoords_start",
-            Box::new(|w| w.add_array("xcoords_start", &Array1::from_elem(4, 1.0f64)).unwrap()),
+            Box::new(|w| {
+                w.add_array("xcoords_start", &Array1::from_elem(4, 1.0f64))
+                    .unwrap()
+            }),
         ),
         (
             "diff3d",
-            Box::new(|w| w.add_array("diff3d", &Array3::<f32>::ones((5, 4, 4))).unwrap()),
+            Box::new(|w| {
+                w.add_array("diff3d", &Array3::<f32>::ones((5, 4, 4)))
+                    .unwrap()
+            }),
         ),
         (
             "scan_index",
@@ -314,17 +364,25 @@ fn every_malformed_input_is_a_typed_error_naming_file_and_key() {
     ];
     for (key, add) in cases {
         let p = d.join(format!("len_{key}.npz"));
-        let skip: Vec<&str> = if key == "ycoords" || key == "diff3d" { vec![key] } else { vec![] };
+        let skip: Vec<&str> = if key == "ycoords" || key == "diff3d" {
+            vec![key]
+        } else {
+            vec![]
+        };
         base.write(&p, &skip, add);
         let e = expect_err(&p);
-        assert!(matches!(e, WorkflowError::LengthMismatch { .. }), "{key}: {e}");
+        assert!(
+            matches!(e, WorkflowError::LengthMismatch { .. }),
+            "{key}: {e}"
+        );
         assert_eq!(key_of(&e), key);
     }
 
     // Non-square patterns.
     let p = d.join("nonsquare.npz");
     base.write(&p, &["diff3d"], |w| {
-        w.add_array("diff3d", &Array3::<f32>::ones((3, 4, 5))).unwrap()
+        w.add_array("diff3d", &Array3::<f32>::ones((3, 4, 5)))
+            .unwrap()
     });
     let e = expect_err(&p);
     assert_eq!(key_of(&e), "diff3d");
@@ -333,7 +391,8 @@ fn every_malformed_input_is_a_typed_error_naming_file_and_key() {
     // Probe size ≠ N.
     let p = d.join("probe.npz");
     base.write(&p, &["probeGuess"], |w| {
-        w.add_array("probeGuess", &Array2::<Complex32>::zeros((8, 8))).unwrap()
+        w.add_array("probeGuess", &Array2::<Complex32>::zeros((8, 8)))
+            .unwrap()
     });
     let e = expect_err(&p);
     assert!(matches!(e, WorkflowError::BadArray { .. }), "{e}");
@@ -347,11 +406,15 @@ fn every_malformed_input_is_a_typed_error_naming_file_and_key() {
         w.add_array("diff3d", &a).unwrap()
     });
     let e = expect_err(&p);
-    assert!(matches!(e, WorkflowError::NonFinite { index: 27, .. }), "{e}");
+    assert!(
+        matches!(e, WorkflowError::NonFinite { index: 27, .. }),
+        "{e}"
+    );
     assert_eq!(key_of(&e), "diff3d");
     let p = d.join("inf.npz");
     base.write(&p, &["xcoords"], |w| {
-        w.add_array("xcoords", &Array1::from(vec![1.0, f64::INFINITY, 2.0])).unwrap()
+        w.add_array("xcoords", &Array1::from(vec![1.0, f64::INFINITY, 2.0]))
+            .unwrap()
     });
     assert_eq!(key_of(&expect_err(&p)), "xcoords");
     let p = d.join("nan_probe.npz");
@@ -365,21 +428,24 @@ fn every_malformed_input_is_a_typed_error_naming_file_and_key() {
     // Wrong rank.
     let p = d.join("rank.npz");
     base.write(&p, &["xcoords"], |w| {
-        w.add_array("xcoords", &Array2::<f64>::zeros((3, 2))).unwrap()
+        w.add_array("xcoords", &Array2::<f64>::zeros((3, 2)))
+            .unwrap()
     });
     let e = expect_err(&p);
     assert!(matches!(e, WorkflowError::BadArray { .. }), "{e}");
     assert_eq!(key_of(&e), "xcoords");
     let p = d.join("rank_diff.npz");
     base.write(&p, &["diff3d"], |w| {
-        w.add_array("diff3d", &Array2::<f32>::zeros((3, 16))).unwrap()
+        w.add_array("diff3d", &Array2::<f32>::zeros((3, 16)))
+            .unwrap()
     });
     assert_eq!(key_of(&expect_err(&p)), "diff3d");
 
     // Wrong dtype for a float key.
     let p = d.join("dtype.npz");
     base.write(&p, &["diff3d"], |w| {
-        w.add_array("diff3d", &Array3::<i32>::zeros((3, 4, 4))).unwrap()
+        w.add_array("diff3d", &Array3::<i32>::zeros((3, 4, 4)))
+            .unwrap()
     });
     let e = expect_err(&p);
     assert!(e.to_string().contains("float32"), "{e}");
@@ -391,13 +457,16 @@ fn every_malformed_input_is_a_typed_error_naming_file_and_key() {
     assert_eq!(key_of(&e), "xcoords");
     let p = d.join("empty_frames.npz");
     base.write(&p, &["diff3d", "probeGuess"], |w| {
-        w.add_array("diff3d", &Array3::<f32>::zeros((3, 0, 0))).unwrap();
-        w.add_array("probeGuess", &Array2::<Complex32>::zeros((0, 0))).unwrap();
+        w.add_array("diff3d", &Array3::<f32>::zeros((3, 0, 0)))
+            .unwrap();
+        w.add_array("probeGuess", &Array2::<Complex32>::zeros((0, 0)))
+            .unwrap();
     });
     assert_eq!(key_of(&expect_err(&p)), "diff3d");
     let p = d.join("empty_object.npz");
     base.write(&p, &[], |w| {
-        w.add_array("objectGuess", &Array2::<Complex32>::zeros((0, 5))).unwrap()
+        w.add_array("objectGuess", &Array2::<Complex32>::zeros((0, 5)))
+            .unwrap()
     });
     assert_eq!(key_of(&expect_err(&p)), "objectGuess");
 

@@ -9,7 +9,7 @@ use ndarray::{Array2, Array4, ArrayD, Axis, s};
 use ndarray_npy::NpzReader;
 use num_complex::Complex32;
 use ptycho_config::{ModelConfig, Params, TrainingConfig};
-use ptycho_workflows::grouping::{group_with_indices_using, group_indices};
+use ptycho_workflows::grouping::{group_indices, group_with_indices_using};
 use ptycho_workflows::patches::extract_patch;
 use ptycho_workflows::{GroupingOptions, PatchConvention, RawData, WorkflowError, group};
 
@@ -53,17 +53,28 @@ fn check_golden(file: &str, gridsize: usize) {
     let p = params(gridsize);
     let t = Instant::now();
     let gd = group_with_indices_using(&raw, &p, &idx, PatchConvention::ReferenceMirrored).unwrap();
-    eprintln!("{file}: assembled {} groups in {:?}", idx.nrows(), t.elapsed());
+    eprintln!(
+        "{file}: assembled {} groups in {:?}",
+        idx.nrows(),
+        t.elapsed()
+    );
 
     let d: Array4<f32> = npz.by_name("diffraction").unwrap();
     assert_eq!(gd.diffraction, d, "{file} diffraction");
     let x: Array4<f32> = npz.by_name("X_full").unwrap();
-    let e = rel_err(gd.x_full.iter().map(|&v| v as f64), x.iter().map(|&v| v as f64));
+    let e = rel_err(
+        gd.x_full.iter().map(|&v| v as f64),
+        x.iter().map(|&v| v as f64),
+    );
     eprintln!("{file}: X_full rel err {e:.2e}");
     assert!(e < 1e-6, "{file} X_full rel err {e}");
     let f: ArrayD<f32> = npz.by_name("X_full_norm_scalar").unwrap();
     let f = *f.iter().next().unwrap() as f64;
-    assert!((gd.norm_factor / f - 1.0).abs() < 1e-6, "{} vs {f}", gd.norm_factor);
+    assert!(
+        (gd.norm_factor / f - 1.0).abs() < 1e-6,
+        "{} vs {f}",
+        gd.norm_factor
+    );
 
     for (key, got) in [
         ("coords_nn", &gd.coords_nn),
@@ -107,7 +118,10 @@ fn check_golden(file: &str, gridsize: usize) {
     if gridsize == 1 {
         assert_eq!(py, *gy);
     } else {
-        assert_ne!(py, *gy, "mirrored and physical conventions must differ for gs > 1");
+        assert_ne!(
+            py, *gy,
+            "mirrored and physical conventions must differ for gs > 1"
+        );
     }
 }
 
@@ -124,7 +138,8 @@ fn gridsize2_matches_golden() {
 fn grid_raw(side: usize) -> RawData {
     let m = side * side;
     let xs = ndarray::Array1::from_shape_fn(m, |i| 40.0 + 3.0 * (i % side) as f64);
-    let ys = ndarray::Array1::from_shape_fn(m, |i| 40.0 + 3.0 * (i / side) as f64 + 0.01 * i as f64);
+    let ys =
+        ndarray::Array1::from_shape_fn(m, |i| 40.0 + 3.0 * (i / side) as f64 + 0.01 * i as f64);
     let d = ndarray::Array3::from_shape_fn((m, 64, 64), |(i, r, _)| (i + r) as f32);
     let probe = Array2::from_elem((64, 64), Complex32::new(1.0, 0.0));
     RawData::from_coords_without_pc(xs, ys, d, probe, None).unwrap()
@@ -150,8 +165,19 @@ fn sampler_behaviour_and_errors() {
     assert!(a.coords_relative.iter().all(|&v| v == 0.0));
     assert!(a.y.is_none());
     // All points in file order when n_groups ≥ n.
-    let all = group(&raw, &p1, &GroupingOptions { n_groups: 500, ..o.clone() }).unwrap();
-    assert_eq!(all.nn_indices.column(0).to_vec(), (0..100).collect::<Vec<_>>());
+    let all = group(
+        &raw,
+        &p1,
+        &GroupingOptions {
+            n_groups: 500,
+            ..o.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        all.nn_indices.column(0).to_vec(),
+        (0..100).collect::<Vec<_>>()
+    );
     // Sequential.
     let seq = group_indices(
         &raw,
@@ -166,7 +192,15 @@ fn sampler_behaviour_and_errors() {
     assert_eq!(seq.column(0).to_vec(), vec![0, 1, 2, 3, 4]);
 
     // gs = 2: 4 distinct members, all within the 4 nearest neighbours of some point.
-    let g2 = group(&raw, &p2, &GroupingOptions { n_groups: 40, ..o.clone() }).unwrap();
+    let g2 = group(
+        &raw,
+        &p2,
+        &GroupingOptions {
+            n_groups: 40,
+            ..o.clone()
+        },
+    )
+    .unwrap();
     assert_eq!(g2.nn_indices.dim(), (40, 4));
     for row in g2.nn_indices.axis_iter(Axis(0)) {
         let mut r = row.to_vec();
@@ -189,7 +223,15 @@ fn sampler_behaviour_and_errors() {
     }
 
     // Errors.
-    let e = group(&raw, &p2, &GroupingOptions { n_groups: 101, ..o.clone() }).unwrap_err();
+    let e = group(
+        &raw,
+        &p2,
+        &GroupingOptions {
+            n_groups: 101,
+            ..o.clone()
+        },
+    )
+    .unwrap_err();
     assert!(matches!(e, WorkflowError::Grouping { .. }) && e.to_string().contains("oversampling"));
     let e = group(
         &raw,
@@ -215,7 +257,15 @@ fn sampler_behaviour_and_errors() {
     .unwrap_err();
     assert!(e.to_string().contains("K = 3"), "{e}");
     let tiny = grid_raw(1);
-    let e = group(&tiny, &p2, &GroupingOptions { n_groups: 1, ..o.clone() }).unwrap_err();
+    let e = group(
+        &tiny,
+        &p2,
+        &GroupingOptions {
+            n_groups: 1,
+            ..o.clone()
+        },
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("fewer than"), "{e}");
 
     // Oversampling when enabled: more groups than points, each a valid 4-combination.

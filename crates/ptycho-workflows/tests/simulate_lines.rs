@@ -26,7 +26,9 @@ fn noise_free_diffraction_is_the_forward_model_of_the_file() {
     // Positions respect the buffer N/2.
     assert!(raw.xcoords.iter().all(|&x| (32.0..192.0).contains(&x)));
     assert!(raw.ycoords.iter().all(|&y| (32.0..192.0).contains(&y)));
-    let probe = raw.probe_guess.mapv(|z| Complex64::new(z.re as f64, z.im as f64));
+    let probe = raw
+        .probe_guess
+        .mapv(|z| Complex64::new(z.re as f64, z.im as f64));
     let mut worst: f64 = 0.0;
     for i in [0, 17, 63] {
         let psi = extract_patch(obj.view(), raw.xcoords[i], raw.ycoords[i], 64) * &probe;
@@ -64,8 +66,14 @@ fn poisson_noise_carries_nphotons_per_pattern() {
     };
     let s2 = o.nphotons / energy(&clean);
     let photons = energy(&raw) * s2;
-    eprintln!("mean photons per pattern {photons:.1} (target {})", o.nphotons);
-    assert!((photons / o.nphotons - 1.0).abs() < 0.02, "photons {photons}");
+    eprintln!(
+        "mean photons per pattern {photons:.1} (target {})",
+        o.nphotons
+    );
+    assert!(
+        (photons / o.nphotons - 1.0).abs() < 0.02,
+        "photons {photons}"
+    );
     // Counts are integers: (s·diff3d)² rounds to whole photons.
     let s = s2.sqrt();
     let p = raw.diff3d.slice(s![0, 30..34, 30..34]);

@@ -99,12 +99,14 @@ fn read_npy_header<R: Read>(r: &mut R) -> std::result::Result<(String, Vec<usize
     let (hlen, pre) = match magic[6] {
         1 => {
             let mut b = [0u8; 2];
-            r.read_exact(&mut b).map_err(|e| format!("truncated NPY header: {e}"))?;
+            r.read_exact(&mut b)
+                .map_err(|e| format!("truncated NPY header: {e}"))?;
             (u16::from_le_bytes(b) as usize, 10u64)
         }
         2 | 3 => {
             let mut b = [0u8; 4];
-            r.read_exact(&mut b).map_err(|e| format!("truncated NPY header: {e}"))?;
+            r.read_exact(&mut b)
+                .map_err(|e| format!("truncated NPY header: {e}"))?;
             (u32::from_le_bytes(b) as usize, 12u64)
         }
         v => return Err(format!("unsupported NPY version {v}")),
@@ -143,10 +145,11 @@ pub(crate) fn scan_entries(path: &Path) -> Result<BTreeMap<String, EntryInfo>> {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| WorkflowError::NotNpz {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let mut zip =
+        zip::ZipArchive::new(BufReader::new(file)).map_err(|e| WorkflowError::NotNpz {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     let mut out = BTreeMap::new();
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i).map_err(|e| WorkflowError::NotNpz {
@@ -272,10 +275,7 @@ impl Reader {
             Kind::F64 => self.read_dyn::<f64>(key)?,
             Kind::F32 => self.read_dyn::<f32>(key)?.mapv(f64::from),
             _ => {
-                return Err(self.bad(
-                    key,
-                    format!("dtype {} is not float32/float64", info.descr),
-                ));
+                return Err(self.bad(key, format!("dtype {} is not float32/float64", info.descr)));
             }
         };
         self.check_finite(key, a.iter().map(|v| v.is_finite()))?;
@@ -289,10 +289,7 @@ impl Reader {
             Kind::F32 => self.read_dyn::<f32>(key)?,
             Kind::F64 => self.read_dyn::<f64>(key)?.mapv(|v| v as f32),
             _ => {
-                return Err(self.bad(
-                    key,
-                    format!("dtype {} is not float32/float64", info.descr),
-                ));
+                return Err(self.bad(key, format!("dtype {} is not float32/float64", info.descr)));
             }
         };
         self.check_finite(key, a.iter().map(|v| v.is_finite()))?;
@@ -325,7 +322,10 @@ impl Reader {
     /// An integer array as i64.
     pub fn int_i64(&mut self, key: &str) -> Result<ArrayD<i64>> {
         let info = self.info(key)?;
-        let a = match (info.kind, info.descr.trim_start_matches(['<', '>', '=', '|'])) {
+        let a = match (
+            info.kind,
+            info.descr.trim_start_matches(['<', '>', '=', '|']),
+        ) {
             (_, "i8") => self.read_dyn::<i64>(key)?,
             (_, "i4") => self.read_dyn::<i32>(key)?.mapv(i64::from),
             (_, "u8") => self.read_dyn::<u64>(key)?.mapv(|v| v as i64),
@@ -371,10 +371,13 @@ pub(crate) fn write_raw(raw: &RawData, path: &Path) -> Result<()> {
         source,
     })?;
     {
-        let file = tmp.as_file().try_clone().map_err(|source| WorkflowError::Io {
-            path: tmp.path().to_path_buf(),
-            source,
-        })?;
+        let file = tmp
+            .as_file()
+            .try_clone()
+            .map_err(|source| WorkflowError::Io {
+                path: tmp.path().to_path_buf(),
+                source,
+            })?;
         let mut npz = NpzWriter::new_compressed(BufWriter::new(file));
         let add1 = |npz: &mut NpzWriter<_>, key: &str, a: &Array1<f64>| {
             npz.add_array(key, a).map_err(|e| write_err(path, key, e))
@@ -401,8 +404,7 @@ pub(crate) fn write_raw(raw: &RawData, path: &Path) -> Result<()> {
         let file = w
             .into_inner()
             .map_err(|e| write_err(path, "<flush>", e.error()))?;
-        file.sync_all()
-            .map_err(|e| write_err(path, "<sync>", e))?;
+        file.sync_all().map_err(|e| write_err(path, "<sync>", e))?;
     }
     tmp.persist(path).map_err(|e| WorkflowError::Io {
         path: path.to_path_buf(),
@@ -444,8 +446,7 @@ mod tests {
             parse_header_dict("{'descr': '<c8', 'fortran_order': False, 'shape': (), }").unwrap();
         assert!(s.is_empty());
         let (_, s) =
-            parse_header_dict("{'descr': '<i8', 'fortran_order': False, 'shape': (7,), }")
-                .unwrap();
+            parse_header_dict("{'descr': '<i8', 'fortran_order': False, 'shape': (7,), }").unwrap();
         assert_eq!(s, vec![7]);
         assert_eq!(kind_of("|O"), Kind::Other);
         assert_eq!(kind_of(">c16"), Kind::C128);

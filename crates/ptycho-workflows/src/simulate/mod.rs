@@ -164,8 +164,11 @@ pub fn diffract_positions(
         .into_par_iter()
         .map(|i| extract_patch(object.view(), xs[i], ys[i], n) * &probe64)
         .collect();
-    let mean_energy =
-        exit.iter().map(|e| e.iter().map(|z| z.norm_sqr()).sum::<f64>()).sum::<f64>() / m as f64;
+    let mean_energy = exit
+        .iter()
+        .map(|e| e.iter().map(|z| z.norm_sqr()).sum::<f64>())
+        .sum::<f64>()
+        / m as f64;
     if mean_energy.is_nan() || mean_energy <= 0.0 {
         return Err(serr("illuminated object has zero energy"));
     }
