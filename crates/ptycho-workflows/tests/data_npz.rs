@@ -152,6 +152,9 @@ fn write_npz(path: &Path, compressed: bool, f: impl FnOnce(&mut NpzWriter<std::f
     w.finish().unwrap();
 }
 
+/// A deferred addition of arrays to an NPZ under construction.
+type Extra = Box<dyn FnOnce(&mut NpzWriter<std::fs::File>)>;
+
 struct Base {
     m: usize,
     n: usize,
@@ -335,7 +338,7 @@ fn every_malformed_input_is_a_typed_error_naming_file_and_key() {
     }
 
     // Mismatched lengths.
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut NpzWriter<std::fs::File>)>)> = vec![
+    let cases: Vec<(&str, Extra)> = vec![
         (
             "ycoords",
             Box::new(|w| {

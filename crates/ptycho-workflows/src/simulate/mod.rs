@@ -75,7 +75,7 @@ fn serr(reason: impl Into<String>) -> WorkflowError {
 /// `objectGuess` and `probeGuess`.
 pub fn simulate_lines(opts: &SimulationOptions) -> Result<RawData> {
     let n = opts.n;
-    if n < 4 || n % 2 != 0 {
+    if n < 4 || !n.is_multiple_of(2) {
         return Err(WorkflowError::InvalidOption {
             field: "n",
             value: n.to_string(),
