@@ -83,6 +83,41 @@ pub fn gaussian_filter(img: ArrayView2<f64>, sigma: f64) -> Array2<f64> {
     smooth_axis(rows.view(), &w, radius, Axis(1))
 }
 
+/// The reference default probe (spec §8.3), real and non-negative, `(n, n)`: a symmetric 1-D
+/// Gaussian window (std = `n / (default_probe_scale · π²)`, centre `(n−1)/2`, max 1), its outer
+/// product thresholded at `> 0.5` to a binary disk, smoothed by [`gaussian_filter`] with σ = 1 px,
+/// plus 1e-9. For `n = 64`, scale 0.7: 376 pixels > 0.5, max 1.0. Amplitude units (max 1).
+pub fn default_probe(n: usize, default_probe_scale: f64) -> Array2<Complex64> {
+    let std = n as f64 / (default_probe_scale * std::f64::consts::PI.powi(2));
+    let c = (n as f64 - 1.0) / 2.0;
+    let w: Vec<f64> = (0..n)
+        .map(|k| (-0.5 * ((k as f64 - c) / std).powi(2)).exp())
+        .collect();
+    let wmax = w.iter().cloned().fold(0.0_f64, f64::max);
+    let w: Vec<f64> = w.iter().map(|v| v / wmax).collect();
+    let disk = Array2::from_shape_fn((n, n), |(i, j)| if w[i] * w[j] > 0.5 { 1.0 } else { 0.0 });
+    gaussian_filter(disk.view(), 1.0).mapv(|v| Complex64::new(v + 1e-9, 0.0))
+}
+
+/// The model-side probe normalisation (spec §4.7): `probe / (probe_scale · mean(|D · probe|))`
+/// with `D` = [`disk_mask`] and the mean over all N² pixels. Returns the probe unchanged if the
+/// masked mean is zero.
+pub fn normalize_probe(probe: ArrayView2<Complex64>, probe_scale: f64) -> Array2<Complex64> {
+    let n = probe.len_of(Axis(0));
+    let mask = disk_mask(n);
+    let mean = probe
+        .iter()
+        .zip(mask.iter())
+        .map(|(z, m)| z.norm() * m)
+        .sum::<f64>()
+        / probe.len() as f64;
+    let denom = probe_scale * mean;
+    if denom == 0.0 || !denom.is_finite() {
+        return probe.to_owned();
+    }
+    probe.mapv(|z| z / denom)
+}
+
 fn reflect_index(i: i64, n: i64) -> usize {
     // Half-sample symmetric reflection, periodic with period 2n.
     let period = 2 * n;
@@ -139,6 +174,17 @@ mod tests {
         let g = gaussian_filter(d.view(), 1.0);
         assert!((g.sum() - 1.0).abs() < 1e-12);
         assert!(g[[10, 10]] > g[[10, 11]] && g[[10, 11]] > g[[10, 12]]);
+    }
+
+    #[test]
+    fn default_probe_has_reference_footprint() {
+        let p = default_probe(64, 0.7);
+        assert_eq!(p.iter().filter(|z| z.re > 0.5).count(), 376);
+        let max = p.iter().map(|z| z.re).fold(0.0, f64::max);
+        assert!((max - 1.0).abs() < 1e-6);
+        assert!(p.iter().all(|z| z.im == 0.0 && z.re >= 1e-9));
+        let p128 = default_probe(128, 0.7);
+        assert_eq!(p128.iter().filter(|z| z.re > 0.5).count(), 1500);
     }
 
     #[test]

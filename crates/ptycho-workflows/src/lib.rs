@@ -1,6 +1,23 @@
-//! ptycho-workflows
+//! ptycho-workflows: the NPZ data contract, grouping, normalisation, ground-truth patches,
+//! simulation, stitching and evaluation metrics (training and inference compose them).
+//!
+//! Arrays here follow the reference layout (channels-last `(G, N, N, C)`, coordinates `[x, y]` =
+//! `[column, row]` in object pixels); conversion to the model's channels-first tensors happens at
+//! the model boundary.
 
+pub mod data;
+pub mod error;
 pub mod fsutil;
+pub mod grouping;
 pub mod imaging;
 pub mod metrics;
+pub mod normalize;
+pub mod patches;
+pub mod simulate;
 pub mod stitch;
+
+pub use data::RawData;
+pub use error::WorkflowError;
+pub use grouping::{GroupedData, GroupingOptions, group, group_with_indices};
+pub use patches::PatchConvention;
+pub use simulate::{SimObject, SimulationOptions, simulate_lines};

@@ -1,0 +1,391 @@
+//! The raw scan dataset (`RawData`) and its NPZ contract (spec §2.1, §2.2).
+
+mod npz;
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array1, Array2, Array3, ArrayD, Axis, Ix1, Ix2, Ix3};
+use num_complex::Complex32;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::error::{Result, WorkflowError};
+use npz::{Reader, to_rank};
+
+/// One scan dataset as stored in the reference NPZ files.
+///
+/// Coordinates are scan-centre positions in object pixels, `x` = column, `y` = row.
+/// `diff3d` holds diffraction **amplitudes** (sqrt of counts), fftshifted, shape `(M, N, N)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawData {
+    /// Scan-centre column positions, object pixels, `(M,)`.
+    pub xcoords: Array1<f64>,
+    /// Scan-centre row positions, object pixels, `(M,)`.
+    pub ycoords: Array1<f64>,
+    /// Nominal ("start") column positions, `(M,)`; equal to `xcoords` when absent from the file.
+    pub xcoords_start: Array1<f64>,
+    /// Nominal ("start") row positions, `(M,)`; equal to `ycoords` when absent from the file.
+    pub ycoords_start: Array1<f64>,
+    /// Diffraction amplitudes `(M, N, N)`, zero frequency at `(N/2, N/2)`.
+    pub diff3d: Array3<f32>,
+    /// Probe on the object pixel grid `(N, N)`.
+    pub probe_guess: Array2<Complex32>,
+    /// Full object `(H, W)`, if known.
+    pub object_guess: Option<Array2<Complex32>>,
+    /// Scan index `(M,)`, if present.
+    pub scan_index: Option<Array1<i64>>,
+    /// Precomputed ground-truth patches `(M, N, N)`, if present.
+    pub y: Option<Array3<Complex32>>,
+}
+
+const MEMORY: &str = "<in-memory RawData>";
+
+impl RawData {
+    /// Number of scan positions M.
+    pub fn n_points(&self) -> usize {
+        self.xcoords.len()
+    }
+
+    /// Diffraction pattern size N (pixels).
+    pub fn n(&self) -> usize {
+        self.diff3d.len_of(Axis(2))
+    }
+
+    /// Build from in-memory arrays with `*_start` = nominal, validating the contract.
+    pub fn from_coords_without_pc(
+        xcoords: Array1<f64>,
+        ycoords: Array1<f64>,
+        diff3d: Array3<f32>,
+        probe_guess: Array2<Complex32>,
+        object_guess: Option<Array2<Complex32>>,
+    ) -> Result<Self> {
+        let raw = RawData {
+            xcoords_start: xcoords.clone(),
+            ycoords_start: ycoords.clone(),
+            xcoords,
+            ycoords,
+            diff3d,
+            probe_guess,
+            object_guess,
+            scan_index: None,
+            y: None,
+        };
+        raw.validate(Path::new(MEMORY))?;
+        Ok(raw)
+    }
+
+    /// Check the invariants of §2.2 (lengths, square frames, probe size, finiteness).
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        let p = || path.to_path_buf();
+        let m = self.xcoords.len();
+        if m == 0 {
+            return Err(bad(path, "xcoords", "empty array"));
+        }
+        for (key, len) in [
+            ("ycoords", self.ycoords.len()),
+            ("xcoords_start", self.xcoords_start.len()),
+            ("ycoords_start", self.ycoords_start.len()),
+            ("diff3d", self.diff3d.len_of(Axis(0))),
+        ] {
+            if len != m {
+                return Err(WorkflowError::LengthMismatch {
+                    path: p(),
+                    key: key.into(),
+                    got: len,
+                    expected: m,
+                });
+            }
+        }
+        let (_, h, w) = self.diff3d.dim();
+        if h == 0 || w == 0 {
+            return Err(bad(path, "diff3d", "empty diffraction frames"));
+        }
+        if h != w {
+            return Err(bad(
+                path,
+                "diff3d",
+                format!("diffraction patterns are not square: {h}x{w}"),
+            ));
+        }
+        let (ph, pw) = self.probe_guess.dim();
+        if ph != h || pw != h {
+            return Err(bad(
+                path,
+                "probeGuess",
+                format!("probe is {ph}x{pw}, expected {h}x{h} (the diffraction size N)"),
+            ));
+        }
+        if let Some(o) = &self.object_guess
+            && o.is_empty()
+        {
+            return Err(bad(path, "objectGuess", "empty array"));
+        }
+        if let Some(s) = &self.scan_index
+            && s.len() != m
+        {
+            return Err(WorkflowError::LengthMismatch {
+                path: p(),
+                key: "scan_index".into(),
+                got: s.len(),
+                expected: m,
+            });
+        }
+        if let Some(y) = &self.y
+            && y.dim() != (m, h, h)
+        {
+            return Err(bad(
+                path,
+                "Y",
+                format!("shape {:?}, expected ({m}, {h}, {h})", y.shape()),
+            ));
+        }
+        finite(path, "xcoords", self.xcoords.iter().copied())?;
+        finite(path, "ycoords", self.ycoords.iter().copied())?;
+        finite(path, "xcoords_start", self.xcoords_start.iter().copied())?;
+        finite(path, "ycoords_start", self.ycoords_start.iter().copied())?;
+        finite(path, "diff3d", self.diff3d.iter().map(|&v| v as f64))?;
+        Ok(())
+    }
+
+    /// Read an NPZ of the reference schema (spec §2.1). Accepts float32/float64 and
+    /// complex64/complex128, compressed or stored; `diff3d` or `diffraction`; the legacy
+    /// `(N, N, M)` layout; a trailing singleton channel. Unknown keys and pickled object arrays
+    /// (e.g. `_metadata`) are skipped with a warning.
+    pub fn from_npz(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let mut r = Reader::open(path)?;
+        for (key, info) in &r.entries {
+            if !npz::CONTRACT_KEYS.contains(&key.as_str()) && key != "ground_truth_patches" {
+                tracing::warn!(file = %path.display(), key = %key, dtype = %info.descr, shape = ?info.shape, "skipping unknown NPZ key");
+            }
+        }
+        let xcoords = read_1d(&mut r, "xcoords")?;
+        let m = xcoords.len();
+        if m == 0 {
+            return Err(bad(path, "xcoords", "empty array"));
+        }
+        let ycoords = read_1d(&mut r, "ycoords")?;
+        check_len(path, "ycoords", ycoords.len(), m)?;
+        let xcoords_start = if r.has("xcoords_start") {
+            let a = read_1d(&mut r, "xcoords_start")?;
+            check_len(path, "xcoords_start", a.len(), m)?;
+            a
+        } else {
+            xcoords.clone()
+        };
+        let ycoords_start = if r.has("ycoords_start") {
+            let a = read_1d(&mut r, "ycoords_start")?;
+            check_len(path, "ycoords_start", a.len(), m)?;
+            a
+        } else {
+            ycoords.clone()
+        };
+
+        let dkey = if r.has("diff3d") {
+            "diff3d"
+        } else if r.has("diffraction") {
+            "diffraction"
+        } else {
+            return Err(WorkflowError::MissingKey {
+                path: path.to_path_buf(),
+                key: "diff3d".into(),
+            });
+        };
+        let d = r.real_f32(dkey)?;
+        let diff3d = diffraction_layout(path, dkey, d, m)?;
+        let n = diff3d.len_of(Axis(1));
+
+        let probe = squeeze_trailing(r.complex32("probeGuess")?);
+        let probe_guess: Array2<Complex32> = to_rank::<_, Ix2>(path, "probeGuess", probe)?;
+        if probe_guess.dim() != (n, n) {
+            return Err(bad(
+                path,
+                "probeGuess",
+                format!(
+                    "probe is {:?}, expected ({n}, {n}) (the diffraction size N)",
+                    probe_guess.shape()
+                ),
+            ));
+        }
+
+        let object_guess = if r.has("objectGuess") {
+            let o = squeeze_trailing(r.complex32("objectGuess")?);
+            let o: Array2<Complex32> = to_rank::<_, Ix2>(path, "objectGuess", o)?;
+            if o.is_empty() {
+                return Err(bad(path, "objectGuess", "empty array"));
+            }
+            Some(o)
+        } else {
+            None
+        };
+
+        let scan_index = if r.has("scan_index") {
+            let s = r.int_i64("scan_index")?;
+            let s: Array1<i64> = to_rank::<_, Ix1>(path, "scan_index", s)?;
+            check_len(path, "scan_index", s.len(), m)?;
+            Some(s)
+        } else {
+            None
+        };
+
+        let y = if r.has("Y") {
+            let y = squeeze_trailing(r.complex32("Y")?);
+            match to_rank::<_, Ix3>(path, "Y", y) {
+                Ok(y) if y.dim() == (m, n, n) => Some(y),
+                Ok(y) => {
+                    tracing::warn!(file = %path.display(), key = "Y", shape = ?y.shape(), "ignoring Y: shape is not (M, N, N)");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), key = "Y", "ignoring Y: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+
+        let raw = RawData {
+            xcoords,
+            ycoords,
+            xcoords_start,
+            ycoords_start,
+            diff3d,
+            probe_guess,
+            object_guess,
+            scan_index,
+            y,
+        };
+        raw.validate(r.path())?;
+        Ok(raw)
+    }
+
+    /// Write the reference key set (xcoords, ycoords, xcoords_start, ycoords_start, diff3d f32,
+    /// probeGuess c64, objectGuess c64 if present, scan_index i64), atomically.
+    pub fn write_npz(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        self.validate(path)?;
+        npz::write_raw(self, path)
+    }
+
+    /// Keep `n_subsample` rows chosen uniformly without replacement, in ascending order
+    /// (spec §2.1); `n_subsample >= M` returns a copy. Rows of every per-scan array are kept.
+    pub fn subsample(&self, n_subsample: usize, seed: u64) -> Result<Self> {
+        let m = self.n_points();
+        if n_subsample == 0 {
+            return Err(WorkflowError::InvalidOption {
+                field: "n_subsample",
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        if n_subsample >= m {
+            return Ok(self.clone());
+        }
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut idx = rand::seq::index::sample(&mut rng, m, n_subsample).into_vec();
+        idx.sort_unstable();
+        Ok(self.select(&idx))
+    }
+
+    /// The dataset restricted to the given rows (in the given order). Indices must be `< M`.
+    pub fn select(&self, idx: &[usize]) -> Self {
+        RawData {
+            xcoords: self.xcoords.select(Axis(0), idx),
+            ycoords: self.ycoords.select(Axis(0), idx),
+            xcoords_start: self.xcoords_start.select(Axis(0), idx),
+            ycoords_start: self.ycoords_start.select(Axis(0), idx),
+            diff3d: self.diff3d.select(Axis(0), idx),
+            probe_guess: self.probe_guess.clone(),
+            object_guess: self.object_guess.clone(),
+            scan_index: self.scan_index.as_ref().map(|s| s.select(Axis(0), idx)),
+            y: self.y.as_ref().map(|y| y.select(Axis(0), idx)),
+        }
+    }
+}
+
+fn bad(path: &Path, key: &str, reason: impl Into<String>) -> WorkflowError {
+    WorkflowError::BadArray {
+        path: path.to_path_buf(),
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn check_len(path: &Path, key: &str, got: usize, expected: usize) -> Result<()> {
+    if got != expected {
+        return Err(WorkflowError::LengthMismatch {
+            path: PathBuf::from(path),
+            key: key.into(),
+            got,
+            expected,
+        });
+    }
+    Ok(())
+}
+
+fn finite(path: &Path, key: &str, it: impl Iterator<Item = f64>) -> Result<()> {
+    for (index, v) in it.enumerate() {
+        if !v.is_finite() {
+            return Err(WorkflowError::NonFinite {
+                path: path.to_path_buf(),
+                key: key.into(),
+                index,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn read_1d(r: &mut Reader, key: &str) -> Result<Array1<f64>> {
+    let path = r.path().to_path_buf();
+    let a = r.real_f64(key)?;
+    to_rank::<_, Ix1>(&path, key, a)
+}
+
+/// Drop a trailing axis of length 1 (only when rank > 2).
+fn squeeze_trailing<T>(a: ArrayD<T>) -> ArrayD<T> {
+    let nd = a.ndim();
+    if nd > 2 && a.shape()[nd - 1] == 1 {
+        a.index_axis_move(Axis(nd - 1), 0)
+    } else {
+        a
+    }
+}
+
+/// Bring a diffraction stack into `(M, N, N)`: squeeze a trailing singleton channel, accept the
+/// legacy `(N, N, M)` layout by matching the scan axis to `len(xcoords)`.
+fn diffraction_layout(path: &Path, key: &str, d: ArrayD<f32>, m: usize) -> Result<Array3<f32>> {
+    let d = squeeze_trailing(d);
+    if d.is_empty() {
+        return Err(bad(
+            path,
+            key,
+            format!("empty array of shape {:?}", d.shape()),
+        ));
+    }
+    let d: Array3<f32> = to_rank::<_, Ix3>(path, key, d)?;
+    let (a, b, c) = d.dim();
+    let d = if a == m {
+        d
+    } else if c == m {
+        tracing::info!(file = %path.display(), key, "legacy (N, N, M) diffraction layout transposed to (M, N, N)");
+        d.permuted_axes([2, 0, 1]).as_standard_layout().to_owned()
+    } else {
+        return Err(WorkflowError::LengthMismatch {
+            path: path.to_path_buf(),
+            key: key.into(),
+            got: a,
+            expected: m,
+        });
+    };
+    let (_, h, w) = d.dim();
+    if h != w {
+        return Err(bad(
+            path,
+            key,
+            format!("diffraction patterns are not square: {h}x{w} (shape {a}x{b}x{c})"),
+        ));
+    }
+    Ok(d)
+}

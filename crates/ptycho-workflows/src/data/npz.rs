@@ -1,0 +1,454 @@
+//! Reading and writing NPZ archives of the reference schema (spec §2.1).
+//!
+//! Every entry's NPY header is parsed and checked against the zip entry before any array is
+//! read, so a hostile header cannot make the reader allocate more than the archive can hold.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read};
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array1, ArrayD, IxDyn};
+use ndarray_npy::{NpzReader, NpzWriter};
+use num_complex::{Complex32, Complex64};
+
+use super::RawData;
+use crate::error::{Result, WorkflowError};
+
+/// Element kinds the data contract accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    F32,
+    F64,
+    C64,
+    C128,
+    Int(u8),
+    Other,
+}
+
+/// The parsed NPY header of one archive entry.
+#[derive(Debug, Clone)]
+pub(crate) struct EntryInfo {
+    pub descr: String,
+    pub kind: Kind,
+    pub shape: Vec<usize>,
+}
+
+/// Deflate cannot expand by more than ~1032:1; used to bound a declared uncompressed size.
+const MAX_DEFLATE_RATIO: u64 = 1100;
+
+fn kind_of(descr: &str) -> Kind {
+    let body = descr.trim_start_matches(['<', '>', '=', '|']);
+    match body {
+        "f4" => Kind::F32,
+        "f8" => Kind::F64,
+        "c8" => Kind::C64,
+        "c16" => Kind::C128,
+        "i1" | "u1" => Kind::Int(1),
+        "i2" | "u2" => Kind::Int(2),
+        "i4" | "u4" => Kind::Int(4),
+        "i8" | "u8" => Kind::Int(8),
+        _ => Kind::Other,
+    }
+}
+
+fn item_size(kind: Kind) -> Option<u64> {
+    match kind {
+        Kind::F32 => Some(4),
+        Kind::F64 | Kind::C64 => Some(8),
+        Kind::C128 => Some(16),
+        Kind::Int(b) => Some(b as u64),
+        Kind::Other => None,
+    }
+}
+
+/// Parse `{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }`.
+fn parse_header_dict(text: &str) -> Option<(String, Vec<usize>)> {
+    let descr_pos = text.find("'descr'")?;
+    let rest = &text[descr_pos + 7..];
+    let q1 = rest.find('\'')?;
+    let rest2 = &rest[q1 + 1..];
+    let q2 = rest2.find('\'')?;
+    let descr = rest2[..q2].to_string();
+    let shape_pos = text.find("'shape'")?;
+    let rest = &text[shape_pos + 7..];
+    let open = rest.find('(')?;
+    let close = rest.find(')')?;
+    if close < open {
+        return None;
+    }
+    let mut shape = Vec::new();
+    for part in rest[open + 1..close].split(',') {
+        let p = part.trim();
+        if p.is_empty() {
+            continue;
+        }
+        shape.push(p.trim_end_matches('L').parse::<usize>().ok()?);
+    }
+    Some((descr, shape))
+}
+
+/// Read the NPY preamble from a reader; returns (descr, shape, header bytes).
+fn read_npy_header<R: Read>(r: &mut R) -> std::result::Result<(String, Vec<usize>, u64), String> {
+    let mut magic = [0u8; 8];
+    r.read_exact(&mut magic)
+        .map_err(|e| format!("cannot read NPY magic: {e}"))?;
+    if &magic[..6] != b"\x93NUMPY" {
+        return Err("not an NPY array (bad magic)".into());
+    }
+    let (hlen, pre) = match magic[6] {
+        1 => {
+            let mut b = [0u8; 2];
+            r.read_exact(&mut b)
+                .map_err(|e| format!("truncated NPY header: {e}"))?;
+            (u16::from_le_bytes(b) as usize, 10u64)
+        }
+        2 | 3 => {
+            let mut b = [0u8; 4];
+            r.read_exact(&mut b)
+                .map_err(|e| format!("truncated NPY header: {e}"))?;
+            (u32::from_le_bytes(b) as usize, 12u64)
+        }
+        v => return Err(format!("unsupported NPY version {v}")),
+    };
+    if hlen > 1 << 20 {
+        return Err(format!("NPY header length {hlen} is implausible"));
+    }
+    let mut buf = vec![0u8; hlen];
+    r.read_exact(&mut buf)
+        .map_err(|e| format!("truncated NPY header: {e}"))?;
+    let text = String::from_utf8_lossy(&buf);
+    let (descr, shape) =
+        parse_header_dict(&text).ok_or_else(|| format!("unparsable NPY header {text:?}"))?;
+    Ok((descr, shape, pre + hlen as u64))
+}
+
+/// Keys of the data contract that this reader interprets.
+pub(crate) const CONTRACT_KEYS: [&str; 10] = [
+    "xcoords",
+    "ycoords",
+    "xcoords_start",
+    "ycoords_start",
+    "diff3d",
+    "diffraction",
+    "probeGuess",
+    "objectGuess",
+    "scan_index",
+    "Y",
+];
+
+/// Scan all entries: name (without `.npy`) → parsed header, with the declared size bounded by
+/// the zip entry. A contract key with an unreadable header is an error; any other entry with
+/// an unreadable header is skipped with a warning.
+pub(crate) fn scan_entries(path: &Path) -> Result<BTreeMap<String, EntryInfo>> {
+    let file = File::open(path).map_err(|source| WorkflowError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut zip =
+        zip::ZipArchive::new(BufReader::new(file)).map_err(|e| WorkflowError::NotNpz {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    let mut out = BTreeMap::new();
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).map_err(|e| WorkflowError::NotNpz {
+            path: path.to_path_buf(),
+            reason: format!("entry {i}: {e}"),
+        })?;
+        let raw_name = entry
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| format!("<entry {i}>"));
+        let key = raw_name
+            .strip_suffix(".npy")
+            .unwrap_or(&raw_name)
+            .to_string();
+        let size = entry.size();
+        let bound = match entry.compression() {
+            zip::CompressionMethod::Stored => entry.compressed_size(),
+            _ => entry.compressed_size().saturating_mul(MAX_DEFLATE_RATIO),
+        }
+        .min(size);
+        let (descr, shape, hbytes) = match read_npy_header(&mut entry) {
+            Ok(h) => h,
+            Err(reason) if CONTRACT_KEYS.contains(&key.as_str()) => {
+                return Err(WorkflowError::Truncated {
+                    path: path.to_path_buf(),
+                    key,
+                    reason,
+                });
+            }
+            Err(reason) => {
+                tracing::warn!(file = %path.display(), key = %key, "skipping unreadable entry: {reason}");
+                continue;
+            }
+        };
+        let kind = kind_of(&descr);
+        if let Some(isz) = item_size(kind) {
+            let count: u128 = shape.iter().map(|&d| d as u128).product();
+            let needed = count * isz as u128 + hbytes as u128;
+            if needed > bound as u128 && !CONTRACT_KEYS.contains(&key.as_str()) {
+                tracing::warn!(file = %path.display(), key = %key, "skipping entry whose header declares more data than it holds");
+                continue;
+            }
+            if needed > bound as u128 {
+                return Err(WorkflowError::DeclaredSizeTooLarge {
+                    path: path.to_path_buf(),
+                    key,
+                    shape,
+                    needed,
+                    available: bound,
+                });
+            }
+        }
+        out.insert(key, EntryInfo { descr, kind, shape });
+    }
+    Ok(out)
+}
+
+/// Typed reader over one NPZ file with error context.
+pub(crate) struct Reader {
+    path: PathBuf,
+    npz: NpzReader<BufReader<File>>,
+    pub entries: BTreeMap<String, EntryInfo>,
+}
+
+impl Reader {
+    pub fn open(path: &Path) -> Result<Self> {
+        let entries = scan_entries(path)?;
+        let file = File::open(path).map_err(|source| WorkflowError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let npz = NpzReader::new(BufReader::new(file)).map_err(|e| WorkflowError::NotNpz {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            npz,
+            entries,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    fn bad(&self, key: &str, reason: impl Into<String>) -> WorkflowError {
+        WorkflowError::BadArray {
+            path: self.path.clone(),
+            key: key.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    fn read_dyn<T: ndarray_npy::ReadableElement>(&mut self, key: &str) -> Result<ArrayD<T>> {
+        self.npz
+            .by_name::<ndarray::OwnedRepr<T>, IxDyn>(key)
+            .map_err(|e| WorkflowError::Truncated {
+                path: self.path.clone(),
+                key: key.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    fn info(&self, key: &str) -> Result<EntryInfo> {
+        self.entries
+            .get(key)
+            .cloned()
+            .ok_or_else(|| WorkflowError::MissingKey {
+                path: self.path.clone(),
+                key: key.to_string(),
+            })
+    }
+
+    /// A real array (float32 or float64 on disk) as f64.
+    pub fn real_f64(&mut self, key: &str) -> Result<ArrayD<f64>> {
+        let info = self.info(key)?;
+        let a = match info.kind {
+            Kind::F64 => self.read_dyn::<f64>(key)?,
+            Kind::F32 => self.read_dyn::<f32>(key)?.mapv(f64::from),
+            _ => {
+                return Err(self.bad(key, format!("dtype {} is not float32/float64", info.descr)));
+            }
+        };
+        self.check_finite(key, a.iter().map(|v| v.is_finite()))?;
+        Ok(a)
+    }
+
+    /// A real array as f32 (float64 input is narrowed).
+    pub fn real_f32(&mut self, key: &str) -> Result<ArrayD<f32>> {
+        let info = self.info(key)?;
+        let a = match info.kind {
+            Kind::F32 => self.read_dyn::<f32>(key)?,
+            Kind::F64 => self.read_dyn::<f64>(key)?.mapv(|v| v as f32),
+            _ => {
+                return Err(self.bad(key, format!("dtype {} is not float32/float64", info.descr)));
+            }
+        };
+        self.check_finite(key, a.iter().map(|v| v.is_finite()))?;
+        Ok(a)
+    }
+
+    /// A complex array (complex64/complex128, or real float promoted) as Complex32.
+    pub fn complex32(&mut self, key: &str) -> Result<ArrayD<Complex32>> {
+        let info = self.info(key)?;
+        let a = match info.kind {
+            Kind::C64 => self.read_dyn::<Complex32>(key)?,
+            Kind::C128 => self
+                .read_dyn::<Complex64>(key)?
+                .mapv(|z| Complex32::new(z.re as f32, z.im as f32)),
+            Kind::F32 => self.read_dyn::<f32>(key)?.mapv(|v| Complex32::new(v, 0.0)),
+            Kind::F64 => self
+                .read_dyn::<f64>(key)?
+                .mapv(|v| Complex32::new(v as f32, 0.0)),
+            _ => {
+                return Err(self.bad(
+                    key,
+                    format!("dtype {} is not complex64/complex128", info.descr),
+                ));
+            }
+        };
+        self.check_finite(key, a.iter().map(|z| z.re.is_finite() && z.im.is_finite()))?;
+        Ok(a)
+    }
+
+    /// An integer array as i64.
+    pub fn int_i64(&mut self, key: &str) -> Result<ArrayD<i64>> {
+        let info = self.info(key)?;
+        let a = match (
+            info.kind,
+            info.descr.trim_start_matches(['<', '>', '=', '|']),
+        ) {
+            (_, "i8") => self.read_dyn::<i64>(key)?,
+            (_, "i4") => self.read_dyn::<i32>(key)?.mapv(i64::from),
+            (_, "u8") => self.read_dyn::<u64>(key)?.mapv(|v| v as i64),
+            (_, "u4") => self.read_dyn::<u32>(key)?.mapv(i64::from),
+            (_, "i2") => self.read_dyn::<i16>(key)?.mapv(i64::from),
+            (_, "u2") => self.read_dyn::<u16>(key)?.mapv(i64::from),
+            (_, "i1") => self.read_dyn::<i8>(key)?.mapv(i64::from),
+            (_, "u1") => self.read_dyn::<u8>(key)?.mapv(i64::from),
+            (Kind::F64, _) | (Kind::F32, _) => self.real_f64(key)?.mapv(|v| v as i64),
+            _ => return Err(self.bad(key, format!("dtype {} is not an integer", info.descr))),
+        };
+        Ok(a)
+    }
+
+    fn check_finite(&self, key: &str, mut it: impl Iterator<Item = bool>) -> Result<()> {
+        if let Some(index) = it.position(|ok| !ok) {
+            return Err(WorkflowError::NonFinite {
+                path: self.path.clone(),
+                key: key.to_string(),
+                index,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn write_err(path: &Path, key: &str, e: impl std::fmt::Display) -> WorkflowError {
+    WorkflowError::Write {
+        path: path.to_path_buf(),
+        key: key.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// Write the reference key set atomically (temp file in the same directory, then rename).
+pub(crate) fn write_raw(raw: &RawData, path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|source| WorkflowError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    {
+        let file = tmp
+            .as_file()
+            .try_clone()
+            .map_err(|source| WorkflowError::Io {
+                path: tmp.path().to_path_buf(),
+                source,
+            })?;
+        let mut npz = NpzWriter::new_compressed(BufWriter::new(file));
+        let add1 = |npz: &mut NpzWriter<_>, key: &str, a: &Array1<f64>| {
+            npz.add_array(key, a).map_err(|e| write_err(path, key, e))
+        };
+        add1(&mut npz, "xcoords", &raw.xcoords)?;
+        add1(&mut npz, "ycoords", &raw.ycoords)?;
+        add1(&mut npz, "xcoords_start", &raw.xcoords_start)?;
+        add1(&mut npz, "ycoords_start", &raw.ycoords_start)?;
+        npz.add_array("diff3d", &raw.diff3d)
+            .map_err(|e| write_err(path, "diff3d", e))?;
+        npz.add_array("probeGuess", &raw.probe_guess)
+            .map_err(|e| write_err(path, "probeGuess", e))?;
+        if let Some(obj) = &raw.object_guess {
+            npz.add_array("objectGuess", obj)
+                .map_err(|e| write_err(path, "objectGuess", e))?;
+        }
+        let scan: Array1<i64> = raw
+            .scan_index
+            .clone()
+            .unwrap_or_else(|| Array1::zeros(raw.n_points()));
+        npz.add_array("scan_index", &scan)
+            .map_err(|e| write_err(path, "scan_index", e))?;
+        let w = npz.finish().map_err(|e| write_err(path, "<finish>", e))?;
+        let file = w
+            .into_inner()
+            .map_err(|e| write_err(path, "<flush>", e.error()))?;
+        file.sync_all().map_err(|e| write_err(path, "<sync>", e))?;
+    }
+    tmp.persist(path).map_err(|e| WorkflowError::Io {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(())
+}
+
+/// Convert a dynamic array into a fixed rank, with a typed error.
+pub(crate) fn to_rank<T: Clone, D: ndarray::Dimension>(
+    path: &Path,
+    key: &str,
+    a: ArrayD<T>,
+) -> Result<ndarray::Array<T, D>> {
+    let shape = a.shape().to_vec();
+    a.into_dimensionality::<D>()
+        .map_err(|_| WorkflowError::BadArray {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            reason: format!(
+                "expected rank {}, got shape {shape:?}",
+                D::NDIM.unwrap_or(0)
+            ),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_dict_parses_shapes() {
+        let (d, s) =
+            parse_header_dict("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }")
+                .unwrap();
+        assert_eq!(d, "<f4");
+        assert_eq!(s, vec![3, 4]);
+        let (_, s) =
+            parse_header_dict("{'descr': '<c8', 'fortran_order': False, 'shape': (), }").unwrap();
+        assert!(s.is_empty());
+        let (_, s) =
+            parse_header_dict("{'descr': '<i8', 'fortran_order': False, 'shape': (7,), }").unwrap();
+        assert_eq!(s, vec![7]);
+        assert_eq!(kind_of("|O"), Kind::Other);
+        assert_eq!(kind_of(">c16"), Kind::C128);
+    }
+}

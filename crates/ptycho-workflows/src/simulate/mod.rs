@@ -1,0 +1,212 @@
+//! Coordinate-based simulation of synthetic training data (spec §8.1–8.3).
+
+pub mod lines;
+
+use ndarray::{Array1, Array2, Array3, Axis};
+use num_complex::{Complex32, Complex64};
+use ptycho_model::physics::{default_probe, far_field_amplitude};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use rand_distr::{Distribution, Poisson};
+use rayon::prelude::*;
+
+use crate::data::RawData;
+use crate::error::{Result, WorkflowError};
+use crate::patches::extract_patch;
+
+/// Synthetic object kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SimObject {
+    /// Random smoothed lines (spec §8.2).
+    #[default]
+    Lines,
+}
+
+/// Options of [`simulate_lines`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimulationOptions {
+    /// Number of scan positions / diffraction patterns.
+    pub n_images: usize,
+    /// Object generator.
+    pub object: SimObject,
+    /// Object side in pixels; `None` → `int(3.5 · n)` (224 for N = 64).
+    pub object_size: Option<usize>,
+    /// Pattern size N (pixels).
+    pub n: usize,
+    /// Mean photons per pattern.
+    pub nphotons: f64,
+    /// Seed of every random draw (object, positions, noise).
+    pub seed: u64,
+    /// Draw Poisson noise (`false`: noise-free amplitudes).
+    pub noise: bool,
+    /// Margin (pixels) kept free at the object border; `None` → N/2.
+    pub buffer: Option<f64>,
+    /// Default-probe scale (0.7 in the reference).
+    pub default_probe_scale: f64,
+}
+
+impl Default for SimulationOptions {
+    fn default() -> Self {
+        Self {
+            n_images: 512,
+            object: SimObject::Lines,
+            object_size: None,
+            n: 64,
+            nphotons: 1e9,
+            seed: 42,
+            noise: true,
+            buffer: None,
+            default_probe_scale: 0.7,
+        }
+    }
+}
+
+fn serr(reason: impl Into<String>) -> WorkflowError {
+    WorkflowError::Simulation {
+        reason: reason.into(),
+    }
+}
+
+/// Simulate a dataset on a synthetic object with the default probe (spec §8.1):
+/// uniform scan positions in `[buffer, W − buffer)`, object patches, illumination with the raw
+/// probe, far-field amplitudes via [`far_field_amplitude`] at the dataset scale
+/// `s_sim = sqrt(nphotons / mean Σ|O·P|²)`, optional Poisson noise on the counts, stored as
+/// `diff3d = X / s_sim` (amplitudes in object×probe units). Returns the `RawData` with
+/// `objectGuess` and `probeGuess`.
+pub fn simulate_lines(opts: &SimulationOptions) -> Result<RawData> {
+    let n = opts.n;
+    if n < 4 || !n.is_multiple_of(2) {
+        return Err(WorkflowError::InvalidOption {
+            field: "n",
+            value: n.to_string(),
+            reason: "pattern size must be an even number ≥ 4".into(),
+        });
+    }
+    if opts.n_images == 0 {
+        return Err(WorkflowError::InvalidOption {
+            field: "n_images",
+            value: "0".into(),
+            reason: "must be at least 1".into(),
+        });
+    }
+    if !(opts.nphotons.is_finite() && opts.nphotons > 0.0) {
+        return Err(WorkflowError::InvalidOption {
+            field: "nphotons",
+            value: opts.nphotons.to_string(),
+            reason: "must be a positive finite number".into(),
+        });
+    }
+    let size = opts.object_size.unwrap_or((3.5 * n as f64) as usize);
+    if size < n {
+        return Err(WorkflowError::InvalidOption {
+            field: "object_size",
+            value: size.to_string(),
+            reason: format!("object must be at least N = {n} pixels wide"),
+        });
+    }
+    let mut rng = StdRng::seed_from_u64(opts.seed);
+    let object = match opts.object {
+        SimObject::Lines => lines::lines_object(size, &mut rng),
+    };
+    let object_c: Array2<Complex32> = object.mapv(|v| Complex32::new(v as f32, 0.0));
+    let probe64 = default_probe(n, opts.default_probe_scale);
+    let probe_guess: Array2<Complex32> = probe64.mapv(|z| Complex32::new(z.re as f32, z.im as f32));
+
+    let (h, w) = object.dim();
+    let buffer = opts
+        .buffer
+        .unwrap_or(n as f64 / 2.0)
+        .min(h.min(w) as f64 / 2.0 - 1.0);
+    if !(buffer.is_finite() && buffer >= 0.0) {
+        return Err(WorkflowError::InvalidOption {
+            field: "buffer",
+            value: buffer.to_string(),
+            reason: "must be a non-negative number of pixels".into(),
+        });
+    }
+    let xs: Array1<f64> = (0..opts.n_images)
+        .map(|_| rng.random_range(buffer..w as f64 - buffer))
+        .collect();
+    let ys: Array1<f64> = (0..opts.n_images)
+        .map(|_| rng.random_range(buffer..h as f64 - buffer))
+        .collect();
+
+    let diff3d = diffract_positions(
+        &object_c,
+        probe_guess.view(),
+        &xs,
+        &ys,
+        opts.nphotons,
+        opts.noise.then_some(opts.seed),
+    )?;
+    let m = opts.n_images;
+    RawData::from_coords_without_pc(xs, ys, diff3d, probe_guess, Some(object_c)).map(|mut r| {
+        r.scan_index = Some(Array1::zeros(m));
+        r
+    })
+}
+
+/// Forward model of a scan (spec §8.1 steps 4–6) on given positions: returns
+/// `diff3d = X / s_sim` `(M, N, N)` f32, with `X` noise-free amplitudes (`noise_seed = None`) or
+/// `sqrt(Poisson(A²))` drawn with per-pattern RNGs derived from `noise_seed`.
+pub fn diffract_positions(
+    object: &Array2<Complex32>,
+    probe: ndarray::ArrayView2<Complex32>,
+    xs: &Array1<f64>,
+    ys: &Array1<f64>,
+    nphotons: f64,
+    noise_seed: Option<u64>,
+) -> Result<Array3<f32>> {
+    let n = probe.nrows();
+    let probe64 = probe.mapv(|z| Complex64::new(z.re as f64, z.im as f64));
+    let m = xs.len();
+    let exit: Vec<Array2<Complex64>> = (0..m)
+        .into_par_iter()
+        .map(|i| extract_patch(object.view(), xs[i], ys[i], n) * &probe64)
+        .collect();
+    let mean_energy = exit
+        .iter()
+        .map(|e| e.iter().map(|z| z.norm_sqr()).sum::<f64>())
+        .sum::<f64>()
+        / m as f64;
+    if mean_energy.is_nan() || mean_energy <= 0.0 {
+        return Err(serr("illuminated object has zero energy"));
+    }
+    let s_sim = (nphotons / mean_energy).sqrt();
+    let amps: Vec<Result<Array2<f64>>> = exit
+        .par_iter()
+        .enumerate()
+        .map(|(i, psi)| -> Result<Array2<f64>> {
+            let a = far_field_amplitude((psi * s_sim).view());
+            match noise_seed {
+                None => Ok(a),
+                Some(seed) => {
+                    let mut rng = StdRng::seed_from_u64(
+                        seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    );
+                    let mut out = Array2::<f64>::zeros(a.dim());
+                    for (o, &v) in out.iter_mut().zip(a.iter()) {
+                        let lam = v * v;
+                        *o = if lam > 0.0 {
+                            let p = Poisson::new(lam).map_err(|e| {
+                                serr(format!("Poisson rate {lam} for pattern {i}: {e}"))
+                            })?;
+                            p.sample(&mut rng).sqrt()
+                        } else {
+                            0.0
+                        };
+                    }
+                    Ok(out)
+                }
+            }
+        })
+        .collect();
+    let mut diff3d = Array3::<f32>::zeros((m, n, n));
+    for (i, a) in amps.into_iter().enumerate() {
+        let a = a?;
+        diff3d
+            .index_axis_mut(Axis(0), i)
+            .zip_mut_with(&a, |d, &v| *d = (v / s_sim) as f32);
+    }
+    Ok(diff3d)
+}
