@@ -112,7 +112,10 @@ mod tests {
         assert_eq!("tch-cpu".parse::<DeviceKind>().unwrap(), DeviceKind::TchCpu);
         assert_eq!("cuda".parse::<DeviceKind>().unwrap(), DeviceKind::Cuda(0));
         assert_eq!("cuda:3".parse::<DeviceKind>().unwrap(), DeviceKind::Cuda(3));
-        assert_eq!("ndarray".parse::<DeviceKind>().unwrap(), DeviceKind::NdArray);
+        assert_eq!(
+            "ndarray".parse::<DeviceKind>().unwrap(),
+            DeviceKind::NdArray
+        );
         assert!(matches!(
             "gpu".parse::<DeviceKind>(),
             Err(ModelError::UnknownDevice { .. })

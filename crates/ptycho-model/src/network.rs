@@ -145,9 +145,11 @@ impl Decoder {
                 let x1 = core.pad([(q, q), (q, q)], PadMode::Constant(0.0));
                 match (border_up, border_conv) {
                     (Some(up), Some(c2)) => {
-                        let x2 = activation::silu(
-                            c2.forward(up.forward(x.narrow(1, f - C_OUTER, C_OUTER))),
-                        );
+                        let x2 = activation::silu(c2.forward(up.forward(x.narrow(
+                            1,
+                            f - C_OUTER,
+                            C_OUTER,
+                        ))));
                         let bm = border_mask(n, &x2.device(), x2.dtype());
                         x1 + x2 * bm
                     }
@@ -270,10 +272,12 @@ impl PtychoPinn {
             });
         }
         let probe = match params.probe() {
-            Some(p) if p.n == n && p.data.len() == n * n => Array2::from_shape_fn((n, n), |(i, j)| {
-                let z = p.data[i * n + j];
-                Complex64::new(z.re as f64, z.im as f64)
-            }),
+            Some(p) if p.n == n && p.data.len() == n * n => {
+                Array2::from_shape_fn((n, n), |(i, j)| {
+                    let z = p.data[i * n + j];
+                    Complex64::new(z.re as f64, z.im as f64)
+                })
+            }
             _ => physics::normalize_probe(
                 fallback_default_probe(n, params.default_probe_scale()).view(),
                 m.probe_scale,

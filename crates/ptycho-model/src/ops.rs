@@ -49,12 +49,7 @@ impl DftMats {
 }
 
 /// Complex batched matmul `(ar + i·ai)(br + i·bi)`.
-fn cmatmul(
-    ar: Tensor<4>,
-    ai: Tensor<4>,
-    br: Tensor<4>,
-    bi: Tensor<4>,
-) -> (Tensor<4>, Tensor<4>) {
+fn cmatmul(ar: Tensor<4>, ai: Tensor<4>, br: Tensor<4>, bi: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
     let re = ar.clone().matmul(br.clone()) - ai.clone().matmul(bi.clone());
     let im = ar.matmul(bi) + ai.matmul(br);
     (re, im)
@@ -116,7 +111,8 @@ pub fn gaussian_blur3(x: Tensor<4>, sigma: f64) -> Tensor<4> {
     let [w0, w1, w2] = gaussian3_weights(sigma);
     let p = x.pad([(1, 1), (1, 1)], PadMode::Reflect);
     // rows
-    let r = p.clone().narrow(2, 0, h) * w0 + p.clone().narrow(2, 1, h) * w1 + p.narrow(2, 2, h) * w2;
+    let r =
+        p.clone().narrow(2, 0, h) * w0 + p.clone().narrow(2, 1, h) * w1 + p.narrow(2, 2, h) * w2;
     r.clone().narrow(3, 0, w) * w0 + r.clone().narrow(3, 1, w) * w1 + r.narrow(3, 2, w) * w2
 }
 

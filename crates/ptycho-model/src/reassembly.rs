@@ -74,7 +74,11 @@ fn stack_mats(
             }
         }
     }
-    let (r, c) = if transpose { (cols, rows) } else { (rows, cols) };
+    let (r, c) = if transpose {
+        (cols, rows)
+    } else {
+        (rows, cols)
+    };
     tensor_from(v, [off.b, off.c, r, c], device, dtype)
 }
 

@@ -58,7 +58,11 @@ fn array_far_field_uses_the_burn_op_and_matches_reference() {
         .slice(s![0, .., .., 0])
         .mapv(|v| Complex64::new(v.re as f64, v.im as f64));
     let got = physics::far_field_amplitude(p0.view());
-    let w0: Vec<f64> = want.slice(s![0, .., .., 0]).iter().map(|v| *v as f64).collect();
+    let w0: Vec<f64> = want
+        .slice(s![0, .., .., 0])
+        .iter()
+        .map(|v| *v as f64)
+        .collect();
     let e = common::rel_err(&got.iter().copied().collect::<Vec<_>>(), &w0);
     eprintln!("array far field: max rel err {e:.2e}");
     assert!(e <= 1e-5);
@@ -68,8 +72,9 @@ fn array_far_field_uses_the_burn_op_and_matches_reference() {
 fn probe_normalisation_matches_reference() {
     let Some(mut z) = open() else { return };
     let probe: Array2<Complex32> = z.by_name::<_, Ix2>("probe_complex").unwrap();
-    let want: ndarray::Array3<Complex32> =
-        z.by_name::<_, Ix3>("probe_complex_model_normalized").unwrap();
+    let want: ndarray::Array3<Complex32> = z
+        .by_name::<_, Ix3>("probe_complex_model_normalized")
+        .unwrap();
     let p = probe.mapv(|v| Complex64::new(v.re as f64, v.im as f64));
     let got = physics::normalize_probe(p.view(), 4.0);
     let g: Vec<f64> = got.iter().flat_map(|z| [z.re, z.im]).collect();
@@ -81,7 +86,12 @@ fn probe_normalisation_matches_reference() {
     eprintln!("probe normalisation: max rel err {e:.2e}");
     assert!(e <= 1e-5);
     let d = physics::disk_mask(64);
-    let mean = got.iter().zip(d.iter()).map(|(p, m)| p.norm() * m).sum::<f64>() / 4096.0;
+    let mean = got
+        .iter()
+        .zip(d.iter())
+        .map(|(p, m)| p.norm() * m)
+        .sum::<f64>()
+        / 4096.0;
     assert!((mean - 0.25).abs() < 1e-9);
 }
 
@@ -90,9 +100,12 @@ fn model_prediction_and_nll_match_reference() {
     let Some(mut z) = open() else { return };
     let device = Device::flex();
     let obj: Array4<Complex32> = z.by_name::<_, Ix4>("object_patches").unwrap();
-    let probe: ndarray::Array3<Complex32> =
-        z.by_name::<_, Ix3>("probe_complex_model_normalized").unwrap();
-    let s: f64 = z.by_name::<ndarray::OwnedRepr<f64>, Ix0>("model_intensity_scale").unwrap()[()];
+    let probe: ndarray::Array3<Complex32> = z
+        .by_name::<_, Ix3>("probe_complex_model_normalized")
+        .unwrap();
+    let s: f64 = z
+        .by_name::<ndarray::OwnedRepr<f64>, Ix0>("model_intensity_scale")
+        .unwrap()[()];
     let unscaled: Array4<f32> = z.by_name("model_pred_amp_unscaled").unwrap();
     let scaled: Array4<f32> = z.by_name("model_pred_amp_scaled").unwrap();
     let (ore, oim) = complex_to_tensors(&obj, &device);
@@ -110,14 +123,26 @@ fn model_prediction_and_nll_match_reference() {
 
     let y_true: Array4<f32> = z.by_name("nll_y_true").unwrap();
     let y_pred: Array4<f32> = z.by_name("nll_y_pred").unwrap();
-    let nll_mean: f64 = z.by_name::<ndarray::OwnedRepr<f64>, Ix0>("nll_mean").unwrap()[()];
+    let nll_mean: f64 = z
+        .by_name::<ndarray::OwnedRepr<f64>, Ix0>("nll_mean")
+        .unwrap()[()];
+    let elem: Array4<f32> = z.by_name("nll_elementwise").unwrap();
     let sh = [8, 1, 64, 64];
-    let lam = ops::tensor_from(f32s(&y_pred), sh, &device, DType::F32);
     let amp_t: Vec<f64> = y_true.iter().map(|v| (*v as f64).sqrt()).collect();
-    let tgt = ops::tensor_from(amp_t, sh, &device, DType::F32);
+    // Element-wise in f32 (λ − y ln λ): the terms the mean is taken over.
+    let lam = ops::tensor_from(f32s(&y_pred), sh, &device, DType::F32);
+    let tgt = ops::tensor_from(amp_t.clone(), sh, &device, DType::F32);
+    let y = tgt.powi_scalar(2);
+    let el = lam.clone() - y * lam.log();
+    let e = common::rel_err(&ops::to_vec_f64(el), &f32s(&elem));
+    eprintln!("nll element-wise (f32) rel err {e:.2e}");
+    assert!(e <= 1e-5);
+    // The mean: in f64 (the f32 sum of 32768 terms of mixed sign loses ~3e-5).
+    let lam = ops::tensor_from(f32s(&y_pred), sh, &device, DType::F64);
+    let tgt = ops::tensor_from(amp_t, sh, &device, DType::F64);
     let got = ops::to_vec_f64(poisson_nll(lam, tgt))[0];
     let e = ((got - nll_mean) / nll_mean).abs();
-    eprintln!("nll mean: got {got}, reference {nll_mean}, rel {e:.2e}");
+    eprintln!("nll mean (f64): got {got}, reference {nll_mean}, rel {e:.2e}");
     assert!(e <= 1e-5);
 }
 
@@ -149,14 +174,27 @@ fn far_field_matches_rustfft() {
                 a[[(i + n / 2) % n, (j + n / 2) % n]].norm() / n as f64
             })
             .collect();
-        let got: Vec<f64> = physics::far_field_amplitude(psi.view()).iter().copied().collect();
+        let got: Vec<f64> = physics::far_field_amplitude(psi.view())
+            .iter()
+            .copied()
+            .collect();
         let e = common::rel_err(&got, &want);
         eprintln!("N={n}: far field vs rustfft (f64) rel err {e:.2e}");
         assert!(e <= 1e-10);
         // f32 model path
         let device = Device::flex();
-        let re = ops::tensor_from(psi.iter().map(|z| z.re).collect(), [1, 1, n, n], &device, DType::F32);
-        let im = ops::tensor_from(psi.iter().map(|z| z.im).collect(), [1, 1, n, n], &device, DType::F32);
+        let re = ops::tensor_from(
+            psi.iter().map(|z| z.re).collect(),
+            [1, 1, n, n],
+            &device,
+            DType::F32,
+        );
+        let im = ops::tensor_from(
+            psi.iter().map(|z| z.im).collect(),
+            [1, 1, n, n],
+            &device,
+            DType::F32,
+        );
         let f = ops::DftMats::new(n, &device, DType::F32);
         let g32 = ops::to_vec_f64(ops::far_field_amplitude(re, im, &f, ops::AMP_EPS));
         let e32 = common::rel_err(&g32, &want);

@@ -12,7 +12,9 @@ const P: usize = 30;
 
 fn vals(seed: f64, len: usize, scale: f64, offset: f64) -> Vec<f64> {
     (0..len)
-        .map(|k| offset + scale * ((k as f64 * 0.731 + seed).sin() * 1.7 + (k as f64 * 0.123).cos()))
+        .map(|k| {
+            offset + scale * ((k as f64 * 0.731 + seed).sin() * 1.7 + (k as f64 * 0.123).cos())
+        })
         .collect()
 }
 
@@ -32,8 +34,13 @@ fn chain(o_re: Tensor<4>, o_im: Tensor<4>, device: &Device) -> Tensor<1> {
     let f = ops::DftMats::new(N, device, DType::F64);
     let s = 7.5;
     let amp = ops::far_field_amplitude(psi_re, psi_im, &f, ops::AMP_EPS) * s;
-    let target = ops::tensor_from(vals(3.0, C * N * N, 0.5, 2.0), [1, C, N, N], device, DType::F64)
-        .abs()
+    let target = ops::tensor_from(
+        vals(3.0, C * N * N, 0.5, 2.0),
+        [1, C, N, N],
+        device,
+        DType::F64,
+    )
+    .abs()
         * s;
     loss::poisson_nll(amp.clone().powi_scalar(2), target.clone()) + loss::mae(amp, target) * 0.5
 }
@@ -62,7 +69,17 @@ fn autodiff_matches_finite_differences_in_f64() {
     let gmax = g_re.iter().chain(&g_im).fold(0.0f64, |m, v| m.max(v.abs()));
     let mut worst = 0.0f64;
     // Centre pixels, border pixels (reassembly ×1000 gain region) and every channel.
-    for &k in &[0usize, 17, 120, 136, 255, 256 + 68, 512 + 200, 768 + 255, 768 + 90] {
+    for &k in &[
+        0usize,
+        17,
+        120,
+        136,
+        255,
+        256 + 68,
+        512 + 200,
+        768 + 255,
+        768 + 90,
+    ] {
         for part in 0..2 {
             let (mut re, mut im) = (re0.clone(), im0.clone());
             let g = if part == 0 { g_re[k] } else { g_im[k] };
@@ -79,7 +96,10 @@ fn autodiff_matches_finite_differences_in_f64() {
             let fd = (lp - lm) / (2.0 * h);
             let rel = (g - fd).abs() / fd.abs().max(1e-3 * gmax);
             worst = worst.max(rel);
-            assert!(rel <= 1e-4, "k={k} part={part}: autodiff {g} vs fd {fd} (rel {rel:.2e})");
+            assert!(
+                rel <= 1e-4,
+                "k={k} part={part}: autodiff {g} vs fd {fd} (rel {rel:.2e})"
+            );
         }
     }
     eprintln!("gradcheck: worst relative difference {worst:.2e} (max |grad| {gmax:.3e})");

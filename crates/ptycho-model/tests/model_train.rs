@@ -30,8 +30,16 @@ fn batch(b: usize, c: usize, s: f64, device: &Device) -> (Tensor<4>, Tensor<3>) 
     let mut p = Vec::new();
     for bi in 0..b {
         for ci in 0..c {
-            let dx = if c == 1 { 0.0 } else { (ci % 2) as f64 * 4.0 - 2.0 + 0.3 * bi as f64 };
-            let dy = if c == 1 { 0.0 } else { (ci / 2) as f64 * 4.0 - 2.0 - 0.2 * bi as f64 };
+            let dx = if c == 1 {
+                0.0
+            } else {
+                (ci % 2) as f64 * 4.0 - 2.0 + 0.3 * bi as f64
+            };
+            let dy = if c == 1 {
+                0.0
+            } else {
+                (ci / 2) as f64 * 4.0 - 2.0 - 0.2 * bi as f64
+            };
             p.push(dx);
             p.push(dy);
         }
@@ -64,7 +72,11 @@ fn views_have_documented_shapes_and_per_sample_groups() {
     // pred_intensity = pred_amp_scaled²
     let amp = ops::to_vec_f64(out.pred_amp_scaled);
     let int = ops::to_vec_f64(out.pred_intensity);
-    assert!(amp.iter().zip(&int).all(|(a, i)| (a * a - i).abs() <= 1e-5 * i.abs().max(1.0)));
+    assert!(
+        amp.iter()
+            .zip(&int)
+            .all(|(a, i)| (a * a - i).abs() <= 1e-5 * i.abs().max(1.0))
+    );
     // Wrong shapes are errors, not panics.
     let (xb, pb) = batch(2, 1, s, &device);
     assert!(model.autoencoder(xb, pb).is_err());
@@ -94,8 +106,15 @@ fn adam_steps_decrease_the_loss_and_record_round_trips() {
     let valid = model.valid();
     let flex = Device::flex();
     let (xv, pv) = batch(2, 1, s, &flex);
-    let before = ops::to_vec_f64(valid.autoencoder(xv.clone(), pv.clone()).unwrap().pred_amp_scaled);
-    let fresh = PtychoPinn::new(&params, &flex).unwrap().load_record(valid.into_record());
+    let before = ops::to_vec_f64(
+        valid
+            .autoencoder(xv.clone(), pv.clone())
+            .unwrap()
+            .pred_amp_scaled,
+    );
+    let fresh = PtychoPinn::new(&params, &flex)
+        .unwrap()
+        .load_record(valid.into_record());
     let after = ops::to_vec_f64(fresh.autoencoder(xv, pv).unwrap().pred_amp_scaled);
     assert_eq!(before, after);
 }

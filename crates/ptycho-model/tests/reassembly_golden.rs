@@ -51,7 +51,9 @@ fn golden(a: &Array4<Complex32>) -> Vec<f64> {
 
 #[test]
 fn b8_canvas_trim_and_extract_match_reference() {
-    let Some(dir) = common::goldens_dir() else { return };
+    let Some(dir) = common::goldens_dir() else {
+        return;
+    };
     let mut z = NpzReader::new(File::open(dir.join("model_reassembly_gs2.npz")).unwrap()).unwrap();
     let patches: Array4<Complex32> = z.by_name("B8_patches_in").unwrap();
     let pos: Array4<f32> = z.by_name("B8_positions_in").unwrap();
@@ -84,7 +86,9 @@ fn b8_canvas_trim_and_extract_match_reference() {
 
 #[test]
 fn b16_is_per_sample_not_the_reference_batch_collapse() {
-    let Some(dir) = common::goldens_dir() else { return };
+    let Some(dir) = common::goldens_dir() else {
+        return;
+    };
     let mut z = NpzReader::new(File::open(dir.join("model_reassembly_gs2.npz")).unwrap()).unwrap();
     let patches: Array4<Complex32> = z.by_name("B16_patches_in").unwrap();
     let pos: Array4<f32> = z.by_name("B16_positions_in").unwrap();
@@ -107,7 +111,10 @@ fn b16_is_per_sample_not_the_reference_batch_collapse() {
         let (c1r, c1i) = reassembly::reassemble(r1, i1, &o1, 78);
         let single = interleave(c1r, c1i);
         let e = common::rel_err(&all[b * per..(b + 1) * per], &single);
-        assert!(e <= 1e-6, "group {b}: batched differs from single-group result by {e}");
+        assert!(
+            e <= 1e-6,
+            "group {b}: batched differs from single-group result by {e}"
+        );
         let c = common::rel_err(&all[b * per..(b + 1) * per], &golden(&collapsed));
         assert!(c > 1e-2, "group {b} equals the collapsed reference canvas");
     }
