@@ -33,6 +33,11 @@ pub enum ModelError {
     /// A value that must be finite and positive is not.
     #[error("`{field}` must be finite and > 0, got {value}")]
     NonPositive { field: &'static str, value: f64 },
+    /// A training step was asked for on a device without autodiff.
+    #[error(
+        "training needs an autodiff device (call `.autodiff()` on the device before building the model)"
+    )]
+    NotAutodiff,
     /// Reading tensor data back from the device failed.
     #[error("reading `{what}` back from the device failed: {message}")]
     Readback { what: &'static str, message: String },

@@ -56,6 +56,9 @@ impl TrainStep {
         target_scaled_amp: Tensor<4>,
         lr: f64,
     ) -> Result<(PtychoPinn, LossValues), ModelError> {
+        if !x_scaled.device().is_autodiff() {
+            return Err(ModelError::NotAutodiff);
+        }
         let out = model.autoencoder(x_scaled, positions)?;
         let terms = loss(&out, target_scaled_amp, &self.weights)?;
         let grads = GradientsParams::from_grads(terms.total.backward(), &model);
@@ -77,6 +80,9 @@ impl TrainStep {
         gt_phase: Tensor<4>,
         lr: f64,
     ) -> Result<(PtychoPinn, f64), ModelError> {
+        if !x_scaled.device().is_autodiff() {
+            return Err(ModelError::NotAutodiff);
+        }
         let (a, phi) = model.amp_phase(x_scaled);
         let l = supervised_loss(a, phi, gt_amp, gt_phase)?;
         let grads = GradientsParams::from_grads(l.backward(), &model);

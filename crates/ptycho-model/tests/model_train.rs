@@ -118,3 +118,36 @@ fn adam_steps_decrease_the_loss_and_record_round_trips() {
     let after = ops::to_vec_f64(fresh.autoencoder(xv, pv).unwrap().pred_amp_scaled);
     assert_eq!(before, after);
 }
+
+#[test]
+fn supervised_step_runs_and_non_autodiff_training_is_an_error() {
+    let device = Device::flex().autodiff();
+    let params = small(1);
+    let s = params.intensity_scale();
+    let model = PtychoPinn::new(&params, &device).unwrap();
+    let (x, pos) = batch(1, 1, s, &device);
+    let gt_amp = Tensor::<4>::ones([1, 1, 64, 64], &device) * 0.5;
+    let gt_phase = Tensor::<4>::zeros([1, 1, 64, 64], &device);
+    let mut step = TrainStep::new(LossWeights::default());
+    let mut model = model;
+    let mut losses = Vec::new();
+    for _ in 0..6 {
+        let (m, l) = step
+            .step_supervised(model, x.clone(), gt_amp.clone(), gt_phase.clone(), 3e-4)
+            .unwrap();
+        model = m;
+        losses.push(l);
+    }
+    eprintln!("supervised losses: {losses:?}");
+    assert!(
+        losses.iter().all(|l| l.is_finite()) && losses[5] < losses[0],
+        "{losses:?}"
+    );
+
+    let flex = Device::flex();
+    let plain = PtychoPinn::new(&params, &flex).unwrap();
+    let (x, pos2) = batch(1, 1, s, &flex);
+    let err = step.step(plain, x.clone(), pos2, x, 1e-3).unwrap_err();
+    assert!(matches!(err, ptycho_model::ModelError::NotAutodiff));
+    drop(pos);
+}
