@@ -1,6 +1,28 @@
-//! The PtychoPINN network, physics and losses in Burn (device-agnostic).
+//! The PtychoPINN network, physics and losses in Burn (device-agnostic; the backend is a run-time
+//! [`burn::tensor::Device`], see [`DeviceKind`]).
 //!
-//! Layout at this crate's boundary: Burn is channels-first. Patches are `(B, C, N, N)`,
-//! positions `(B, C, 2)` with the last axis `[x, y]` = `[column, row]`.
+//! Layout at this crate's boundary: Burn is **channels-first**. Diffraction inputs `s·X`
+//! (amplitudes) are `(B, C, N, N)`, offsets `(B, C, 2)` with the last axis `[x, y]` =
+//! `[column, row]` in pixels, the trimmed object `(B, 1, N, N)`. Complex values are separate real
+//! and imaginary tensors. The reference (and the NPZ files) are channels-last `(B, N, N, C)` with
+//! positions `(B, 1, 2, C)`; ptycho-workflows converts.
+//!
+//! - [`PtychoPinn::autoencoder`] (training view) → [`AutoencoderOutput`]
+//! - [`PtychoPinn::diffraction_to_obj`] (inference view) → `(obj_re, obj_im)`
+//! - [`loss()`], [`TrainStep`], [`DeviceKind`].
 
+pub mod device;
+pub mod error;
+pub mod loss;
+pub mod network;
+pub mod ops;
 pub mod physics;
+pub mod reassembly;
+pub mod train;
+
+pub use device::DeviceKind;
+pub use error::ModelError;
+pub use loss::{LossTerms, LossWeights, loss, poisson_nll, supervised_loss};
+pub use network::{AutoencoderOutput, Hyper, PtychoPinn};
+pub use reassembly::Offsets;
+pub use train::{LossValues, TrainStep};

@@ -47,12 +47,42 @@ pub fn centred_dft_matrix(n: usize) -> Array2<Complex64> {
     })
 }
 
-/// Far-field amplitude `|fftshift(DFT2 ψ)| / N` of one N×N exit wave.
+/// Far-field amplitude `|fftshift(DFT2 ψ)| / N` of one N×N exit wave (amplitude, not intensity).
+///
+/// Runs the model's Burn op [`crate::ops::far_field_amplitude`] on the flex CPU device in float64,
+/// so the forward model exists once.
 pub fn far_field_amplitude(psi: ArrayView2<Complex64>) -> Array2<f64> {
-    let n = psi.len_of(Axis(0));
-    let f = centred_dft_matrix(n);
-    let spec = f.dot(&psi).dot(&f.t());
-    spec.mapv(|z| z.norm() / n as f64)
+    use burn::tensor::{DType, Device};
+    let (h, w) = psi.dim();
+    let device = Device::flex();
+    let re: Vec<f64> = psi.iter().map(|z| z.re).collect();
+    let im: Vec<f64> = psi.iter().map(|z| z.im).collect();
+    let re = crate::ops::tensor_from(re, [1, 1, h, w], &device, DType::F64);
+    let im = crate::ops::tensor_from(im, [1, 1, h, w], &device, DType::F64);
+    let f = crate::ops::DftMats::new(h, &device, DType::F64);
+    let amp = crate::ops::far_field_amplitude(re, im, &f, 0.0);
+    let v = crate::ops::to_vec_f64(amp);
+    Array2::from_shape_vec((h, w), v).unwrap_or_else(|_| Array2::zeros((h, w)))
+}
+
+/// Probe normalisation of the model (spec §4.7):
+/// `P_n = probe / (probe_scale · mean_{all N² pixels} |D ⊙ probe|)` with the N/4 disk `D` of
+/// [`disk_mask`]; afterwards `mean|D ⊙ P_n| = 1/probe_scale`. Complex amplitude in, same out.
+pub fn normalize_probe(probe: ArrayView2<Complex64>, probe_scale: f64) -> Array2<Complex64> {
+    let n = probe.nrows();
+    let d = disk_mask(n);
+    let mean = probe
+        .iter()
+        .zip(d.iter())
+        .map(|(p, m)| p.norm() * m)
+        .sum::<f64>()
+        / probe.len() as f64;
+    let k = probe_scale * mean;
+    if k > 0.0 && k.is_finite() {
+        probe.mapv(|p| p / k)
+    } else {
+        probe.to_owned()
+    }
 }
 
 /// Disk mask D of the probe normalisation: `D[i,j] = 1` iff
