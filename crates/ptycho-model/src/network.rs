@@ -210,24 +210,6 @@ pub struct PtychoPinn {
     hyper: Hyper,
 }
 
-/// Placeholder for `physics::default_probe` (spec §8.3) until the data helper's version lands.
-fn fallback_default_probe(n: usize, default_probe_scale: f64) -> Array2<Complex64> {
-    let std = n as f64 / (default_probe_scale * std::f64::consts::PI.powi(2));
-    let c = (n as f64 - 1.0) / 2.0;
-    let g: Vec<f64> = (0..n)
-        .map(|i| (-0.5 * ((i as f64 - c) / std).powi(2)).exp())
-        .collect();
-    let gmax = g.iter().cloned().fold(0.0, f64::max);
-    let disk = Array2::from_shape_fn((n, n), |(i, j)| {
-        if g[i] / gmax * g[j] / gmax > 0.5 {
-            1.0
-        } else {
-            0.0
-        }
-    });
-    physics::gaussian_filter(disk.view(), 1.0).mapv(|v| Complex64::new(v + 1e-9, 0.0))
-}
-
 impl PtychoPinn {
     /// Build the network from `params` (CONFIG-001: the only source of N, gridsize and flags).
     /// The probe is `params.probe()` (already normalised) when its size is N, else the default
@@ -279,7 +261,7 @@ impl PtychoPinn {
                 })
             }
             _ => physics::normalize_probe(
-                fallback_default_probe(n, params.default_probe_scale()).view(),
+                physics::default_probe(n, params.default_probe_scale()).view(),
                 m.probe_scale,
             ),
         };

@@ -129,25 +129,6 @@ pub fn default_probe(n: usize, default_probe_scale: f64) -> Array2<Complex64> {
     gaussian_filter(disk.view(), 1.0).mapv(|v| Complex64::new(v + 1e-9, 0.0))
 }
 
-/// The model-side probe normalisation (spec §4.7): `probe / (probe_scale · mean(|D · probe|))`
-/// with `D` = [`disk_mask`] and the mean over all N² pixels. Returns the probe unchanged if the
-/// masked mean is zero.
-pub fn normalize_probe(probe: ArrayView2<Complex64>, probe_scale: f64) -> Array2<Complex64> {
-    let n = probe.len_of(Axis(0));
-    let mask = disk_mask(n);
-    let mean = probe
-        .iter()
-        .zip(mask.iter())
-        .map(|(z, m)| z.norm() * m)
-        .sum::<f64>()
-        / probe.len() as f64;
-    let denom = probe_scale * mean;
-    if denom == 0.0 || !denom.is_finite() {
-        return probe.to_owned();
-    }
-    probe.mapv(|z| z / denom)
-}
-
 fn reflect_index(i: i64, n: i64) -> usize {
     // Half-sample symmetric reflection, periodic with period 2n.
     let period = 2 * n;

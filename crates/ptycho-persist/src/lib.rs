@@ -9,6 +9,7 @@
 pub mod archive;
 pub mod error;
 pub mod info;
+pub mod pinn;
 mod snapshot;
 pub mod zipread;
 
@@ -18,5 +19,6 @@ pub use archive::{
 };
 pub use error::PersistError;
 pub use info::{ArchiveInfo, ModelInfo, ProbeSummary, inspect_archive};
+pub use pinn::{ARCHIVE_NAME, load_model, resolve_archive_path, save_model};
 pub use snapshot::{KEY_INTENSITY_SCALE, KEY_PROBE};
 pub use zipread::EntryInfo;
