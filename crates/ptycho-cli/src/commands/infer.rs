@@ -22,7 +22,7 @@ pub struct InferArgs {
     /// Test data NPZ (diff3d amplitudes, xcoords, ycoords, probeGuess[, objectGuess]).
     #[arg(long, visible_aliases = ["test_data", "test-data-file", "test_data_file"], value_name = "FILE.npz")]
     pub test_data: PathBuf,
-    /// Output directory (created if missing). Default: inference_outputs.
+    /// Output directory (created if missing).
     #[arg(
         long,
         visible_alias = "output_dir",
@@ -30,14 +30,14 @@ pub struct InferArgs {
         default_value = "inference_outputs"
     )]
     pub output_dir: PathBuf,
-    /// Device: cpu|flex, tch-cpu, cuda, cuda:N (tch needs --features tch). Default: cpu.
+    /// Device: cpu|flex, tch-cpu, cuda, cuda:N (tch needs --features tch).
     #[arg(long, value_name = "DEVICE", default_value = "cpu")]
     pub device: String,
     /// Number of groups to reconstruct (≥ 1). Default: every scan point (gridsize 1) or
     /// points / gridsize² (gridsize > 1); the gridsize is the model's.
     #[arg(long, visible_aliases = ["n_groups", "n-images", "n_images"], value_name = "INT")]
     pub n_groups: Option<usize>,
-    /// Central crop M of every predicted patch used for stitching, pixels (even, ≤ N). Default: 20.
+    /// Central crop M of every predicted patch used for stitching, pixels (even, ≤ N).
     #[arg(
         long,
         visible_alias = "stitch_crop",
@@ -45,7 +45,7 @@ pub struct InferArgs {
         default_value_t = 20
     )]
     pub stitch_crop: usize,
-    /// Groups per forward pass (≥ 1); larger is faster but needs more memory. Default: 32.
+    /// Groups per forward pass (≥ 1); larger is faster but needs more memory.
     #[arg(
         long,
         visible_alias = "batch_size",

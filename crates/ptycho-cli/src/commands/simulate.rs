@@ -23,7 +23,7 @@ pub struct SimulateArgs {
     /// Output NPZ file (written atomically; its directory must exist).
     #[arg(long, short = 'o', value_name = "FILE.npz")]
     pub output: PathBuf,
-    /// Number of scan positions, i.e. diffraction patterns (≥ 1). Default: 512.
+    /// Number of scan positions, i.e. diffraction patterns (≥ 1).
     #[arg(
         long,
         visible_alias = "n_images",
@@ -31,13 +31,13 @@ pub struct SimulateArgs {
         default_value_t = 512
     )]
     pub n_images: usize,
-    /// Synthetic object. Default: lines.
+    /// Synthetic object.
     #[arg(long, value_enum, default_value_t = ObjectKind::Lines)]
     pub object: ObjectKind,
     /// Object side in pixels (≥ N). Default: int(3.5·N) = 224 for N = 64.
     #[arg(long, visible_alias = "object_size", value_name = "PIXELS")]
     pub object_size: Option<usize>,
-    /// Diffraction pattern (and probe) size N in pixels, even. Default: 64.
+    /// Diffraction pattern (and probe) size N in pixels, even.
     #[arg(
         long = "n",
         visible_alias = "N",
@@ -45,10 +45,10 @@ pub struct SimulateArgs {
         default_value_t = 64
     )]
     pub n: usize,
-    /// Mean photons per diffraction pattern (counts, > 0). Default: 1e9.
+    /// Mean photons per diffraction pattern (counts, > 0).
     #[arg(long, value_name = "COUNTS", default_value_t = 1e9)]
     pub nphotons: f64,
-    /// Seed of every random draw (object, scan positions, noise). Default: 42.
+    /// Seed of every random draw (object, scan positions, noise).
     #[arg(long, value_name = "INT", default_value_t = 42)]
     pub seed: u64,
     /// Store noise-free amplitudes instead of drawing Poisson counts.
