@@ -249,6 +249,8 @@ pub struct InferResult {
     pub patterns_per_second: f64,
     /// Metrics against the test data's `objectGuess`, if it has one.
     pub evaluation: Option<Evaluation>,
+    /// Why the metrics were skipped although the test data has `objectGuess`.
+    pub evaluation_error: Option<String>,
     /// Files written (empty when `output_dir` is `None`).
     pub files: Vec<PathBuf>,
 }
@@ -349,14 +351,22 @@ pub fn infer(archive: &Path, test: &RawData, opts: &InferOptions) -> Result<Infe
         origin: stitched.origin,
         stitch_crop: Some(opts.stitch_crop),
     };
-    let evaluation = if test.object_guess.is_some() {
+    // Metrics are a by-product: if they cannot be computed (e.g. the objectGuess does not cover
+    // the scan), the reconstruction is still written and the reason is kept and logged.
+    let (evaluation, evaluation_error) = if test.object_guess.is_some() {
         let eopts = EvaluateOptions {
             stitch_crop: Some(opts.stitch_crop),
             ..EvaluateOptions::default()
         };
-        Some(evaluate(&reconstruction, test, &eopts)?)
+        match evaluate(&reconstruction, test, &eopts) {
+            Ok(ev) => (Some(ev), None),
+            Err(e) => {
+                tracing::warn!("metrics against objectGuess skipped: {e}");
+                (None, Some(e.to_string()))
+            }
+        }
     } else {
-        None
+        (None, None)
     };
 
     let mut files = Vec::new();
@@ -373,6 +383,7 @@ pub fn infer(archive: &Path, test: &RawData, opts: &InferOptions) -> Result<Infe
         predict_seconds,
         patterns_per_second,
         evaluation,
+        evaluation_error,
         files,
     })
 }

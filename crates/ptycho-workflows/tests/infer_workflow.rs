@@ -178,17 +178,28 @@ fn archive_gridsize_decides_grouping() {
     assert_eq!(res.params.gridsize(), 2);
     assert_eq!(res.n_groups, 12, "48 points / gridsize² = 12 groups");
     assert_eq!(res.n_patterns, 48);
+    assert!(res.evaluation.is_some() && res.evaluation_error.is_none());
+    // An objectGuess far from the scan: the reconstruction is still made and written, the
+    // metrics are skipped with the reason kept.
+    let mut odd = test.clone();
+    odd.object_guess = Some(Array2::from_elem((4, 4), Complex32::new(1.0, 0.0)));
+    let out = tmp.path().join("odd");
     let res = infer(
         &model_dir,
-        &test,
+        &odd,
         &InferOptions {
             n_groups: Some(5),
+            output_dir: Some(out.clone()),
             ..Default::default()
         },
     )
     .unwrap();
     assert_eq!(res.n_groups, 5);
     assert_eq!(res.n_patterns, 20);
+    assert!(res.evaluation.is_none());
+    let why = res.evaluation_error.unwrap();
+    assert!(why.contains("does not overlap"), "{why}");
+    assert!(out.join("reconstruction.npz").is_file() && !out.join("metrics.json").exists());
 }
 
 #[test]
