@@ -19,6 +19,14 @@ struct Cli {
 enum Command {
     /// Print the resolved legacy params view (defaults < --config FILE < flags).
     Params(Box<commands::params::ParamsArgs>),
+    /// Simulate a synthetic dataset (lines object) and write it as an NPZ.
+    Simulate(commands::simulate::SimulateArgs),
+    /// Reconstruct a test dataset with a saved model; writes reconstruction.npz and PNGs.
+    Infer(commands::infer::InferArgs),
+    /// Metrics of a reconstruction against the objectGuess of a data NPZ.
+    Evaluate(commands::evaluate::EvaluateArgs),
+    /// Summarise a model archive (manifest, params, parameter counts).
+    Inspect(commands::inspect::InspectArgs),
     /// Run the whole pipeline (not yet implemented).
     Run(commands::run::RunArgs),
 }
@@ -43,6 +51,10 @@ fn main() -> ExitCode {
     init_logging();
     let result = match &cli.command {
         Command::Params(args) => commands::params::run(args),
+        Command::Simulate(args) => commands::simulate::run(args),
+        Command::Infer(args) => commands::infer::run(args),
+        Command::Evaluate(args) => commands::evaluate::run(args),
+        Command::Inspect(args) => commands::inspect::run(args),
         Command::Run(args) => commands::run::run(args),
     };
     match result {

@@ -73,6 +73,19 @@ pub enum WorkflowError {
     Stitch(#[from] crate::stitch::StitchError),
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
+    /// Loading or inspecting a model archive failed (the message names the archive and entry).
+    #[error(transparent)]
+    Persist(#[from] ptycho_persist::PersistError),
+    /// Building the device or running the network failed.
+    #[error(transparent)]
+    Model(#[from] ptycho_model::ModelError),
+    /// Test data whose pattern size differs from the archive's N.
+    #[error("test data has {got}×{got} patterns but the model in {archive} expects N={expected}")]
+    PatternSize {
+        archive: PathBuf,
+        got: usize,
+        expected: usize,
+    },
 }
 
 /// Shorthand result type of this crate.

@@ -7,9 +7,11 @@
 
 pub mod data;
 pub mod error;
+pub mod evaluate;
 pub mod fsutil;
 pub mod grouping;
 pub mod imaging;
+pub mod infer;
 pub mod metrics;
 pub mod normalize;
 pub mod patches;
@@ -18,6 +20,8 @@ pub mod stitch;
 
 pub use data::RawData;
 pub use error::WorkflowError;
+pub use evaluate::{EvaluateOptions, Evaluation, evaluate, evaluate_files};
 pub use grouping::{GroupedData, GroupingOptions, group, group_with_indices};
+pub use infer::{InferOptions, InferResult, Reconstruction, infer};
 pub use patches::PatchConvention;
 pub use simulate::{SimObject, SimulationOptions, simulate_lines};

@@ -1,4 +1,8 @@
 //! One file per subcommand; each exposes `Args` and `run(&Args) -> anyhow::Result<ExitCode>`.
 
+pub mod evaluate;
+pub mod infer;
+pub mod inspect;
 pub mod params;
 pub mod run;
+pub mod simulate;

@@ -1,0 +1,47 @@
+//! `ptycho evaluate`: metrics of a reconstruction against a ground-truth object.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use ptycho_workflows::evaluate::{EvaluateOptions, evaluate_files};
+
+/// Compare a reconstruction (reconstruction.npz from `ptycho infer`) with the objectGuess of a
+/// data NPZ: the ground truth is cropped to the scanned region ± M/2, both images are
+/// centre-cropped to a common shape, 2 border pixels are trimmed, then amplitude and phase
+/// MAE, MSE, PSNR, SSIM, MS-SSIM and FRC are computed (phases plane-aligned, radians; the
+/// predicted amplitude is rescaled to the ground-truth mean).
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// Reconstruction NPZ written by `ptycho infer` (keys object, origin).
+    #[arg(long, value_name = "FILE.npz")]
+    pub reconstruction: PathBuf,
+    /// Data NPZ whose objectGuess is the ground truth (its xcoords/ycoords give the scanned region).
+    #[arg(long, visible_alias = "ground_truth", value_name = "FILE.npz")]
+    pub ground_truth: PathBuf,
+    /// Stitching crop M in pixels (the crop margin is M/2). Default: the value stored in the
+    /// reconstruction, else 20.
+    #[arg(long, visible_alias = "stitch_crop", value_name = "PIXELS")]
+    pub stitch_crop: Option<usize>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
+    let opts = EvaluateOptions {
+        stitch_crop: args.stitch_crop,
+        ..EvaluateOptions::default()
+    };
+    let ev = evaluate_files(&args.reconstruction, &args.ground_truth, &opts)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &ev)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{ev}")?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}

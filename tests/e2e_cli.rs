@@ -1,0 +1,504 @@
+//! End-to-end tests of `ptycho simulate`, `ptycho inspect`, `ptycho infer` and `ptycho evaluate`
+//! (the real binary as a subprocess), including bad inputs: exit ≠ 0 and one stderr line.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ndarray::Array3;
+use ndarray_npy::NpzReader;
+use ptycho_config::{ModelConfig, Params, TrainingConfig};
+use ptycho_e2e::ptycho_bin;
+use ptycho_model::{DeviceKind, PtychoPinn};
+use ptycho_persist::{SaveOptions, save_model};
+use ptycho_workflows::simulate::diffract_positions;
+use ptycho_workflows::{RawData, SimulationOptions, simulate_lines};
+use serde_json::Value;
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn ptycho(args: &[&str]) -> Out {
+    let out = Command::new(ptycho_bin())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run ptycho");
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = ptycho(args);
+    assert_eq!(o.code, 0, "ptycho {args:?} failed: {}", o.stderr);
+    o.stdout
+}
+
+/// Exit ≠ 0, exactly one stderr line, which contains `needle`; returns that line.
+fn fails(args: &[&str], needle: &str) -> String {
+    let o = ptycho(args);
+    assert_ne!(
+        o.code, 0,
+        "ptycho {args:?} should fail; stdout: {}",
+        o.stdout
+    );
+    assert!(!o.stderr.contains("panicked"), "panic: {}", o.stderr);
+    let lines: Vec<&str> = o.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "ptycho {args:?}: stderr is not one line:\n{}",
+        o.stderr
+    );
+    assert!(
+        lines[0].contains(needle),
+        "ptycho {args:?}: `{}` lacks `{needle}`",
+        lines[0]
+    );
+    lines[0].to_string()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A random-init model of the given gridsize saved as `dir/wts.h5.zip`.
+fn archive(dir: &Path, gridsize: usize) -> PathBuf {
+    let cfg = TrainingConfig {
+        model: ModelConfig {
+            gridsize,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let params = Params::from_training(&cfg.validate().unwrap());
+    let device = DeviceKind::Flex.to_device().unwrap();
+    let model = PtychoPinn::new(&params, &device).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    save_model(
+        &dir.join("wts.h5.zip"),
+        &model,
+        &params,
+        &SaveOptions::default(),
+    )
+    .unwrap();
+    dir.to_path_buf()
+}
+
+fn npz_keys(path: &Path) -> Vec<String> {
+    let mut names = NpzReader::new(File::open(path).unwrap())
+        .unwrap()
+        .names()
+        .unwrap();
+    names.iter_mut().for_each(|n| {
+        if let Some(k) = n.strip_suffix(".npy") {
+            *n = k.to_string();
+        }
+    });
+    names.sort();
+    names
+}
+
+#[test]
+fn simulate_writes_reference_keys_and_noise_free_forward_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clean = tmp.path().join("clean.npz");
+    let out = ok(&[
+        "simulate",
+        "--output",
+        s(&clean),
+        "--n-images",
+        "16",
+        "--object-size",
+        "128",
+        "--seed",
+        "3",
+        "--no-noise",
+    ]);
+    assert!(out.contains("16 patterns"), "{out}");
+    assert_eq!(
+        npz_keys(&clean),
+        [
+            "diff3d",
+            "objectGuess",
+            "probeGuess",
+            "scan_index",
+            "xcoords",
+            "xcoords_start",
+            "ycoords",
+            "ycoords_start"
+        ]
+    );
+    let raw = RawData::from_npz(&clean).unwrap();
+    assert_eq!(raw.n_points(), 16);
+    assert_eq!(raw.n(), 64);
+    let obj = raw.object_guess.clone().unwrap();
+    assert_eq!(obj.dim(), (128, 128));
+    // diff3d is exactly the forward model of its own objectGuess, probeGuess and coordinates.
+    let expect: Array3<f32> = diffract_positions(
+        &obj,
+        raw.probe_guess.view(),
+        &raw.xcoords,
+        &raw.ycoords,
+        1e9,
+        None,
+    )
+    .unwrap();
+    let scale = expect.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = expect
+        .iter()
+        .zip(&raw.diff3d)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        scale > 0.0 && diff <= 1e-6 * scale,
+        "diff {diff} of {scale}"
+    );
+
+    // With noise (default): same scan, different amplitudes.
+    let noisy = tmp.path().join("noisy.npz");
+    ok(&[
+        "simulate",
+        "--output",
+        s(&noisy),
+        "--n-images",
+        "16",
+        "--object-size",
+        "128",
+        "--seed",
+        "3",
+    ]);
+    let n = RawData::from_npz(&noisy).unwrap();
+    assert_eq!(n.xcoords, raw.xcoords);
+    assert_ne!(n.diff3d, raw.diff3d);
+}
+
+#[test]
+fn inspect_json_shows_manifest_params_and_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = archive(&tmp.path().join("model"), 2);
+    let v: Value = serde_json::from_str(&ok(&["inspect", s(&dir), "--json"])).unwrap();
+    assert_eq!(v["manifest"]["format"], "ptycho-archive");
+    assert_eq!(v["params"]["N"], 64);
+    assert_eq!(v["params"]["gridsize"], 2);
+    assert!(
+        v["params"].get("probe").is_none(),
+        "probe array must be left out"
+    );
+    let models = v["models"].as_array().unwrap();
+    assert_eq!(models.len(), 2);
+    let p0 = models[0]["parameters"].as_u64().unwrap();
+    assert!(p0 > 100_000, "{p0}");
+    assert_eq!(models[1]["parameters"].as_u64().unwrap(), p0);
+    // Human-readable form on the zip itself.
+    let text = ok(&["inspect", s(&dir.join("wts.h5.zip"))]);
+    assert!(
+        text.contains("parameters") && text.contains("gridsize = 2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn infer_then_evaluate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("test.npz");
+    ok(&[
+        "simulate",
+        "--output",
+        s(&data),
+        "--n-images",
+        "64",
+        "--seed",
+        "9",
+    ]);
+    let model = archive(&tmp.path().join("model"), 1);
+    let out_dir = tmp.path().join("inference");
+    let out = ok(&[
+        "infer",
+        "--model_path",
+        s(&model),
+        "--test_data",
+        s(&data),
+        "--output_dir",
+        s(&out_dir),
+        "--batch-size",
+        "32",
+    ]);
+    assert!(
+        out.contains("patterns/s") && out.contains("64 patterns"),
+        "{out}"
+    );
+    eprintln!("{out}");
+    for f in [
+        "reconstruction.npz",
+        "reconstructed_amplitude.png",
+        "reconstructed_phase.png",
+        "metrics.json",
+    ] {
+        assert!(out_dir.join(f).is_file(), "{f} missing");
+    }
+    assert_eq!(
+        npz_keys(&out_dir.join("reconstruction.npz")),
+        ["amplitude", "object", "origin", "phase", "stitch_crop"]
+    );
+    let recon = out_dir.join("reconstruction.npz");
+    let ev: Value = serde_json::from_str(&ok(&[
+        "evaluate",
+        "--reconstruction",
+        s(&recon),
+        "--ground-truth",
+        s(&data),
+        "--json",
+    ]))
+    .unwrap();
+    // `ptycho evaluate` on infer's output reproduces infer's own metrics.json.
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(ev, saved);
+    let ssim = ev["metrics"]["amplitude"]["ssim"].as_f64().unwrap();
+    assert!(ssim.is_finite() && ssim <= 1.0);
+    let table = ok(&[
+        "evaluate",
+        "--reconstruction",
+        s(&recon),
+        "--ground_truth",
+        s(&data),
+    ]);
+    assert!(
+        table.contains("SSIM") && table.contains("amplitude"),
+        "{table}"
+    );
+}
+
+#[test]
+fn gridsize2_archive_decides_over_test_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("t.npz");
+    ok(&[
+        "simulate",
+        "--output",
+        s(&data),
+        "--n-images",
+        "32",
+        "--seed",
+        "2",
+    ]);
+    let model = archive(&tmp.path().join("gs2"), 2);
+    let out_dir = tmp.path().join("o");
+    let out = ok(&[
+        "infer",
+        "--model",
+        s(&model),
+        "--test-data",
+        s(&data),
+        "--output-dir",
+        s(&out_dir),
+    ]);
+    assert!(
+        out.contains("8 groups (32 patterns, N = 64, gridsize = 2)"),
+        "{out}"
+    );
+    assert!(out_dir.join("reconstruction.npz").is_file());
+}
+
+#[test]
+fn bad_inputs_fail_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let model = archive(&t.join("model"), 1);
+    let out_dir = t.join("never");
+    let o = s(&out_dir);
+    let m = s(&model);
+
+    // Missing test file.
+    let missing = t.join("missing.npz");
+    fails(
+        &[
+            "infer",
+            "--model",
+            m,
+            "--test-data",
+            s(&missing),
+            "--output-dir",
+            o,
+        ],
+        "missing.npz",
+    );
+    // Not an NPZ.
+    let junk = t.join("junk.npz");
+    std::fs::write(&junk, "hello, not a zip").unwrap();
+    fails(
+        &[
+            "infer",
+            "--model",
+            m,
+            "--test-data",
+            s(&junk),
+            "--output-dir",
+            o,
+        ],
+        "not a readable NPZ",
+    );
+    // Wrong N for the archive.
+    let big = t.join("n128.npz");
+    simulate_lines(&SimulationOptions {
+        n_images: 4,
+        n: 128,
+        object_size: Some(160),
+        ..Default::default()
+    })
+    .unwrap()
+    .write_npz(&big)
+    .unwrap();
+    let line = fails(
+        &[
+            "infer",
+            "--model",
+            m,
+            "--test-data",
+            s(&big),
+            "--output-dir",
+            o,
+        ],
+        "test data has 128×128 patterns but the model in",
+    );
+    assert!(line.ends_with("expects N=64"), "{line}");
+    // Archive missing (a directory without wts.h5.zip, and a path that does not exist).
+    let small = t.join("small.npz");
+    ok(&[
+        "simulate",
+        "--output",
+        s(&small),
+        "--n-images",
+        "4",
+        "--object-size",
+        "96",
+    ]);
+    let empty = t.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    fails(
+        &[
+            "infer",
+            "--model",
+            s(&empty),
+            "--test-data",
+            s(&small),
+            "--output-dir",
+            o,
+        ],
+        "wts.h5.zip",
+    );
+    fails(
+        &[
+            "infer",
+            "--model",
+            s(&t.join("gone")),
+            "--test-data",
+            s(&small),
+            "--output-dir",
+            o,
+        ],
+        "gone",
+    );
+    // Bad options.
+    fails(
+        &[
+            "infer",
+            "--model",
+            m,
+            "--test-data",
+            s(&small),
+            "--output-dir",
+            o,
+            "--stitch-crop",
+            "7",
+        ],
+        "stitch_crop",
+    );
+    fails(
+        &[
+            "infer",
+            "--model",
+            m,
+            "--test-data",
+            s(&small),
+            "--output-dir",
+            o,
+            "--device",
+            "gpu",
+        ],
+        "gpu",
+    );
+    assert!(
+        !out_dir.exists(),
+        "a failed infer created its output directory"
+    );
+
+    // evaluate: missing reconstruction, ground truth without objectGuess.
+    fails(
+        &[
+            "evaluate",
+            "--reconstruction",
+            s(&missing),
+            "--ground-truth",
+            s(&small),
+        ],
+        "missing.npz",
+    );
+    let no_obj = t.join("noobj.npz");
+    let mut raw = RawData::from_npz(&small).unwrap();
+    raw.object_guess = None;
+    raw.write_npz(&no_obj).unwrap();
+    let recon = t.join("recon.npz");
+    ptycho_workflows::infer::Reconstruction {
+        object: ndarray::Array2::zeros((30, 30)),
+        origin: [0.0, 0.0],
+        stitch_crop: Some(20),
+    }
+    .write_npz(&recon)
+    .unwrap();
+    fails(
+        &[
+            "evaluate",
+            "--reconstruction",
+            s(&recon),
+            "--ground-truth",
+            s(&no_obj),
+        ],
+        "objectGuess",
+    );
+    fails(
+        &[
+            "evaluate",
+            "--reconstruction",
+            s(&junk),
+            "--ground-truth",
+            s(&small),
+        ],
+        "junk.npz",
+    );
+    // inspect: not an archive; simulate: bad N, unwritable output.
+    fails(&["inspect", s(&junk)], "junk.npz");
+    fails(
+        &["simulate", "--output", s(&t.join("x.npz")), "--n", "63"],
+        "63",
+    );
+    fails(
+        &[
+            "simulate",
+            "--output",
+            s(&t.join("no/such/dir/x.npz")),
+            "--n-images",
+            "4",
+            "--object-size",
+            "96",
+        ],
+        "x.npz",
+    );
+    assert!(!t.join("x.npz").exists());
+}
