@@ -27,7 +27,7 @@ enum Command {
     Evaluate(commands::evaluate::EvaluateArgs),
     /// Summarise a model archive (manifest, params, parameter counts).
     Inspect(commands::inspect::InspectArgs),
-    /// Run the whole pipeline (not yet implemented).
+    /// The main job on built-in simulated data: simulate → train → reconstruct → evaluate.
     Run(commands::run::RunArgs),
 }
 

@@ -1,14 +1,158 @@
-//! `ptycho run`: the end-to-end job (simulate → train → infer → evaluate). Placeholder for now.
+//! `ptycho run`: the main job on a built-in default — simulate a training scan and a held-out test
+//! scan of the reference's synthetic 'lines' objects, train PtychoPINN, reconstruct the test scan,
+//! evaluate it against its ground truth and print a summary.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
+use anyhow::{Context, Result};
 use clap::Args;
+use ptycho_config::{ModelConfig, TrainingConfig};
+use ptycho_model::DeviceKind;
+use ptycho_workflows::infer::{InferOptions, infer};
+use ptycho_workflows::train::{TrainOptions, train};
+use ptycho_workflows::{SimulationOptions, simulate_lines};
 
-/// Run the whole pipeline (not yet implemented).
+/// Run the main job end to end on simulated data (a few minutes on 2 cores with the defaults).
 #[derive(Debug, Args)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// Directory receiving everything: train.npz, test.npz, model/ (wts.h5.zip, history.csv,
+    /// loss_curve.png, config.toml) and reconstruction/ (reconstruction.npz, PNGs, metrics.json).
+    #[arg(long, visible_alias = "output_dir", default_value = "ptycho_run")]
+    output_dir: PathBuf,
+    /// Scan positions (diffraction patterns) of the simulated training scan.
+    #[arg(long, default_value_t = 512)]
+    n_train_images: usize,
+    /// Scan positions of the simulated test scan (another lines object).
+    #[arg(long, default_value_t = 256)]
+    n_test_images: usize,
+    /// Groups formed from the training scan (gridsize 1: one pattern each).
+    #[arg(long, visible_alias = "n_groups", default_value_t = 384)]
+    n_groups: usize,
+    /// Training epochs.
+    #[arg(long, default_value_t = 3)]
+    nepochs: usize,
+    /// Mean photons per diffraction pattern of the simulation (Poisson noise level).
+    #[arg(long, default_value_t = 1e9)]
+    nphotons: f64,
+    /// Seed of the simulation (the test scan uses seed + 1) and of the training.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Device: cpu (flex, always built), tch-cpu or cuda[:N] (need --features tch).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Replace the outputs of an earlier run in the output directory.
+    #[arg(long)]
+    overwrite: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
 
-pub fn run(_args: &RunArgs) -> anyhow::Result<ExitCode> {
-    eprintln!("ptycho run: not yet implemented");
-    Ok(ExitCode::from(1))
+pub fn run(args: &RunArgs) -> Result<ExitCode> {
+    let device: DeviceKind = args.device.parse()?;
+    let started = Instant::now();
+    let out = &args.output_dir;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create output directory {}", out.display()))?;
+
+    eprintln!(
+        "[1/4] simulating {} training + {} test patterns (lines objects, N=64, nphotons {:e})",
+        args.n_train_images, args.n_test_images, args.nphotons
+    );
+    let sim = |n_images: usize, seed: u64| SimulationOptions {
+        n_images,
+        nphotons: args.nphotons,
+        seed,
+        ..Default::default()
+    };
+    let train_data = simulate_lines(&sim(args.n_train_images, args.seed))?;
+    let test_data = simulate_lines(&sim(args.n_test_images, args.seed.wrapping_add(1)))?;
+    train_data.write_npz(&out.join("train.npz"))?;
+    test_data.write_npz(&out.join("test.npz"))?;
+
+    eprintln!(
+        "[2/4] training: {} groups, {} epochs, batch 16",
+        args.n_groups, args.nepochs
+    );
+    let cfg = TrainingConfig {
+        model: ModelConfig::default(),
+        nepochs: args.nepochs,
+        n_groups: args.n_groups,
+        nphotons: args.nphotons,
+        seed: args.seed,
+        output_dir: out.join("model"),
+        ..Default::default()
+    }
+    .validate()?;
+    let report = train(
+        &cfg,
+        &train_data,
+        &TrainOptions {
+            device: device.clone(),
+            quiet: args.quiet,
+            overwrite: args.overwrite,
+            resume: false,
+        },
+    )?;
+
+    eprintln!("[3/4] reconstructing the test scan");
+    let result = infer(
+        &report.archive_path,
+        &test_data,
+        &InferOptions {
+            output_dir: Some(out.join("reconstruction")),
+            device,
+            ..Default::default()
+        },
+    )?;
+
+    eprintln!("[4/4] evaluating against the test object");
+    let last = report.history.last();
+    println!("ptycho run — summary");
+    println!("  training    {} groups ({} train / {} validation), {} epochs, {:.1} s, {:.1} samples/s",
+        report.n_groups,
+        report.n_train,
+        report.n_val,
+        report.history.len(),
+        report.train_seconds,
+        last.map_or(f64::NAN, |r| r.samples_per_s)
+    );
+    println!(
+        "  final loss  {:.6e} (validation {})",
+        report.final_loss,
+        report
+            .final_val_loss
+            .map_or("-".to_string(), |v| format!("{v:.6e}"))
+    );
+    println!(
+        "  inference   {} patterns, {:.1} patterns/s; canvas {}×{} px",
+        result.n_patterns,
+        result.patterns_per_second,
+        result.reconstruction.object.nrows(),
+        result.reconstruction.object.ncols()
+    );
+    match &result.evaluation {
+        Some(eval) => {
+            let (a, p) = (&eval.metrics.amplitude, &eval.metrics.phase);
+            let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+            println!("  metric           amplitude      phase");
+            println!("  MAE          {:>12.4} {:>10.4}", a.mae, p.mae);
+            println!("  PSNR (255)   {:>12.2} {:>10.2}", a.psnr_peak255, p.psnr_peak255);
+            println!("  SSIM         {:>12.4} {:>10.4}", a.ssim, p.ssim);
+            println!("  MS-SSIM      {:>12.4} {:>10.4}", a.ms_ssim, p.ms_ssim);
+            println!("  FRC50        {:>12} {:>10}", opt(a.frc50), opt(p.frc50));
+        }
+        None => println!(
+            "  metrics     not computed: {}",
+            result.evaluation_error.as_deref().unwrap_or("no ground truth")
+        ),
+    }
+    println!("  outputs     {}", out.display());
+    for f in &result.files {
+        println!("              {}", f.display());
+    }
+    println!("  total time  {:.1} s", started.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
 }
