@@ -73,6 +73,8 @@ pub enum WorkflowError {
     Stitch(#[from] crate::stitch::StitchError),
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
 }
 
 /// Shorthand result type of this crate.
