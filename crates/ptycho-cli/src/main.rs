@@ -21,6 +21,8 @@ enum Command {
     Params(Box<commands::params::ParamsArgs>),
     /// Run the whole pipeline (not yet implemented).
     Run(commands::run::RunArgs),
+    /// Train PtychoPINN on an NPZ dataset (checkpoint every epoch, --resume DIR continues).
+    Train(Box<commands::train::TrainArgs>),
 }
 
 /// Exit status for errors reported by a command (clap uses the same for usage errors).
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Params(args) => commands::params::run(args),
         Command::Run(args) => commands::run::run(args),
+        Command::Train(args) => commands::train::run(args),
     };
     match result {
         Ok(code) => code,

@@ -2,3 +2,4 @@
 
 pub mod params;
 pub mod run;
+pub mod train;
