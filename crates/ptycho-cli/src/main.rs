@@ -29,6 +29,8 @@ enum Command {
     Inspect(commands::inspect::InspectArgs),
     /// The main job on built-in simulated data: simulate → train → reconstruct → evaluate.
     Run(commands::run::RunArgs),
+    /// Train PtychoPINN on an NPZ dataset (checkpoint every epoch, --resume DIR continues).
+    Train(Box<commands::train::TrainArgs>),
 }
 
 /// Exit status for errors reported by a command (clap uses the same for usage errors).
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => commands::evaluate::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Run(args) => commands::run::run(args),
+        Command::Train(args) => commands::train::run(args),
     };
     match result {
         Ok(code) => code,

@@ -86,6 +86,8 @@ pub enum WorkflowError {
         got: usize,
         expected: usize,
     },
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
 }
 
 /// Shorthand result type of this crate.

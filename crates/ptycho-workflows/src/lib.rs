@@ -17,6 +17,7 @@ pub mod normalize;
 pub mod patches;
 pub mod simulate;
 pub mod stitch;
+pub mod train;
 
 pub use data::RawData;
 pub use error::WorkflowError;

@@ -6,3 +6,4 @@ pub mod inspect;
 pub mod params;
 pub mod run;
 pub mod simulate;
+pub mod train;

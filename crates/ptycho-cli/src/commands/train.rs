@@ -1,0 +1,269 @@
+//! `ptycho train`: train PtychoPINN on an NPZ dataset (a thin layer over
+//! `ptycho_workflows::train::train`).
+//!
+//! Precedence: defaults < `--config FILE` < flags; with `--resume DIR` the base is
+//! `DIR/config.toml` (written by the interrupted run) instead of the defaults and `--config`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use ptycho_config::{TrainingConfig, Valid, load_config_file};
+use ptycho_model::DeviceKind;
+use ptycho_workflows::RawData;
+use ptycho_workflows::train::{CONFIG_NAME, TrainOptions, train};
+
+use crate::args::{TrainingArgs, resolve_training_config};
+
+fn device_parser(s: &str) -> Result<DeviceKind, String> {
+    s.parse::<DeviceKind>().map_err(|e| e.to_string())
+}
+
+/// Train the model; writes DIR/wts.h5.zip, DIR/checkpoint.zip (every epoch), DIR/history.csv,
+/// DIR/loss_curve.png and DIR/config.toml.
+#[derive(Debug, Args)]
+#[command(
+    mut_arg("train_data_file", |a| a.visible_alias("train-data")),
+    mut_arg("test_data_file", |a| a.visible_alias("test-data")),
+)]
+pub struct TrainArgs {
+    /// Backend: cpu (= flex, pure Rust), tch-cpu or cuda[:N] (libtorch; needs a build with
+    /// `--features tch`). Default: cpu.
+    #[arg(long, value_name = "DEVICE", default_value = "cpu", hide_default_value = true, value_parser = device_parser)]
+    pub device: DeviceKind,
+
+    /// No progress bar (it is hidden anyway when stderr is not a terminal). Default: off.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
+    /// Replace an existing wts.h5.zip / checkpoint.zip in the output directory. Default: off.
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// Continue the interrupted run in DIR from its last complete epoch (reads DIR/config.toml;
+    /// flags such as --nepochs still override it). Default: none.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub training: TrainingArgs,
+}
+
+/// The config of a resumed run: `DIR/config.toml` < flags, output directory = DIR.
+fn resume_config(dir: &Path, args: &TrainingArgs) -> anyhow::Result<Valid<TrainingConfig>> {
+    if args.config.is_some() {
+        bail!(
+            "--config cannot be combined with --resume: the run's config is {}",
+            dir.join(CONFIG_NAME).display()
+        );
+    }
+    if let Some(out) = &args.overrides.output_dir
+        && out != dir
+    {
+        bail!(
+            "--output-dir {} differs from --resume {}",
+            out.display(),
+            dir.display()
+        );
+    }
+    let path = dir.join(CONFIG_NAME);
+    if !path.is_file() {
+        bail!(
+            "{}: not found; --resume needs the output directory of an earlier `ptycho train`",
+            path.display()
+        );
+    }
+    let mut cfg = load_config_file(&path)?;
+    args.overrides.apply(&mut cfg);
+    cfg.output_dir = dir.to_path_buf();
+    Ok(cfg.validate()?)
+}
+
+/// `path` made absolute (canonical when it exists), else unchanged.
+fn absolute(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
+    let resume = args.resume.is_some();
+    let cfg = match &args.resume {
+        Some(dir) => resume_config(dir, &args.training)?,
+        None => resolve_training_config(args.training.config.as_deref(), &args.training.overrides)?,
+    };
+    let Some(train_path) = cfg.train_data_file.clone() else {
+        bail!("no training data: pass --train-data FILE (or train_data_file in the config)");
+    };
+    if let Some(test) = &cfg.test_data_file
+        && !test.is_file()
+    {
+        bail!("{}: test data file not found", test.display());
+    }
+    // Absolute data paths in DIR/config.toml, so that `--resume DIR` works from any directory.
+    let cfg = {
+        let mut c = cfg.into_inner();
+        c.train_data_file = Some(absolute(&train_path));
+        c.test_data_file = c.test_data_file.as_deref().map(absolute);
+        c.validate()?
+    };
+    if !args.device.is_compiled() {
+        bail!(
+            "device `{}` needs ptycho built with `--features {}`",
+            args.device,
+            args.device.feature().unwrap_or("flex")
+        );
+    }
+    let raw = RawData::from_npz(&train_path)?;
+    let opts = TrainOptions {
+        device: args.device,
+        quiet: args.quiet,
+        overwrite: args.overwrite,
+        resume,
+    };
+    let report = train(&cfg, &raw, &opts)
+        .with_context(|| format!("training on {}", train_path.display()))?;
+
+    if let Some(last) = report.history.last() {
+        let val = last
+            .val_loss
+            .map_or_else(|| "n/a".to_string(), |v| format!("{v:.6}"));
+        println!(
+            "trained {} epochs ({} this run{}): loss {:.6}, val_loss {val}, lr {:.2e}, {:.1} s, {:.1} groups/s",
+            report.history.len(),
+            report.epochs_run,
+            if report.stopped_early {
+                ", stopped early"
+            } else {
+                ""
+            },
+            last.loss,
+            last.lr,
+            report.train_seconds,
+            last.samples_per_s,
+        );
+    }
+    println!("archive: {}", report.archive_path.display());
+    println!(
+        "history: {}",
+        report.output_dir.join("history.csv").display()
+    );
+
+    if let Some(test) = &cfg.test_data_file {
+        // Like the reference's `--do_stitching`: reconstruct the test scan with the new archive.
+        let test_raw = RawData::from_npz(test)?;
+        let out = report.output_dir.join("reconstruction");
+        let result = ptycho_workflows::infer::infer(
+            &report.archive_path,
+            &test_raw,
+            &ptycho_workflows::infer::InferOptions {
+                output_dir: Some(out.clone()),
+                device: args.device.clone(),
+                ..Default::default()
+            },
+        )
+        .with_context(|| format!("reconstructing {}", test.display()))?;
+        println!(
+            "reconstruction: {} ({} patterns, {:.1} patterns/s)",
+            out.display(),
+            result.n_patterns,
+            result.patterns_per_second
+        );
+        if let Some(eval) = &result.evaluation {
+            let a = &eval.metrics.amplitude;
+            println!(
+                "amplitude: SSIM {:.4}, PSNR(255) {:.2} dB, MAE {:.4}, FRC50 {}",
+                a.ssim,
+                a.psnr_peak255,
+                a.mae,
+                a.frc50.map_or("-".to_string(), |v| format!("{v:.2}"))
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Harness {
+        #[command(flatten)]
+        args: TrainArgs,
+    }
+
+    fn parse(argv: &[&str]) -> Result<TrainArgs, clap::Error> {
+        Harness::try_parse_from(std::iter::once("t").chain(argv.iter().copied())).map(|h| h.args)
+    }
+
+    #[test]
+    fn short_and_reference_spellings_land_in_the_config() {
+        for argv in [
+            [
+                "--train-data",
+                "a.npz",
+                "--test-data",
+                "b.npz",
+                "--output-dir",
+                "o",
+                "--n-groups",
+                "8",
+                "--batch-size",
+                "4",
+            ],
+            [
+                "--train_data_file",
+                "a.npz",
+                "--test_data_file",
+                "b.npz",
+                "--output_dir",
+                "o",
+                "--n_groups",
+                "8",
+                "--batch_size",
+                "4",
+            ],
+        ] {
+            let a = parse(&argv).unwrap();
+            let cfg = a.training.resolve().unwrap();
+            assert_eq!(cfg.train_data_file.as_deref(), Some(Path::new("a.npz")));
+            assert_eq!(cfg.test_data_file.as_deref(), Some(Path::new("b.npz")));
+            assert_eq!(cfg.output_dir, Path::new("o"));
+            assert_eq!((cfg.n_groups, cfg.batch_size), (8, 4));
+            assert_eq!(a.device, DeviceKind::Flex);
+            assert!(!a.quiet && !a.overwrite && a.resume.is_none());
+        }
+        let a = parse(&["--device", "cuda:1", "-q", "--overwrite", "--resume", "r"]).unwrap();
+        assert_eq!(a.device, DeviceKind::Cuda(1));
+        assert!(a.quiet && a.overwrite);
+        assert_eq!(a.resume.as_deref(), Some(Path::new("r")));
+        assert!(parse(&["--device", "tpu"]).is_err());
+    }
+
+    #[test]
+    fn resume_reads_the_run_config_and_applies_flags() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        std::fs::write(
+            dir.join(CONFIG_NAME),
+            "nepochs = 3\nn_groups = 64\noutput_dir = \"elsewhere\"\n",
+        )
+        .unwrap();
+        let a = parse(&["--nepochs", "5"]).unwrap();
+        let got = resume_config(dir, &a.training).unwrap();
+        assert_eq!((got.nepochs, got.n_groups), (5, 64));
+        assert_eq!(got.output_dir, dir);
+        // --config is refused with --resume, and so is another output directory.
+        let a = parse(&["--config", "c.toml"]).unwrap();
+        assert!(resume_config(dir, &a.training).is_err());
+        let a = parse(&["--output-dir", "/x"]).unwrap();
+        assert!(resume_config(dir, &a.training).is_err());
+        // Not a run directory.
+        let err = resume_config(&dir.join("none"), &parse(&[]).unwrap().training).unwrap_err();
+        assert!(err.to_string().contains("config.toml"), "{err}");
+    }
+}

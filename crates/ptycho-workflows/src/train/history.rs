@@ -1,0 +1,112 @@
+//! Per-epoch training history: `history.csv` and the loss curve `loss_curve.png`.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::write_atomic;
+use crate::imaging::{Series, write_line_chart};
+
+/// One epoch. Losses are sample-weighted means over the epoch's batches (Keras' running mean);
+/// `loss` = `nll_weight·nll + mae_weight·mae`, NLL in expected-count units, MAE on scaled
+/// amplitudes (spec §5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Epoch number, counted from 1.
+    pub epoch: usize,
+    /// Total training loss.
+    pub loss: f64,
+    /// Poisson NLL term (training).
+    pub nll: f64,
+    /// MAE term (training).
+    pub mae: f64,
+    /// Total loss on the validation groups (`None` without validation groups).
+    pub val_loss: Option<f64>,
+    /// Learning rate used during the epoch.
+    pub lr: f64,
+    /// Wall-clock seconds of the epoch (training + validation).
+    pub seconds: f64,
+    /// Training groups per second.
+    pub samples_per_s: f64,
+}
+
+/// Header of `history.csv`.
+pub const CSV_HEADER: &str = "epoch,loss,nll,mae,val_loss,lr,seconds,samples_per_s";
+
+/// The history as CSV (header + one line per epoch; an absent `val_loss` is an empty field).
+pub fn to_csv(history: &[EpochRecord]) -> String {
+    let mut out = String::from(CSV_HEADER);
+    out.push('\n');
+    for r in history {
+        let val = r.val_loss.map(|v| v.to_string()).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{}",
+            r.epoch, r.loss, r.nll, r.mae, val, r.lr, r.seconds, r.samples_per_s
+        );
+    }
+    out
+}
+
+/// Write `history.csv` and `loss_curve.png` (train loss red, validation loss blue) into `dir`,
+/// atomically.
+pub fn write(dir: &Path, history: &[EpochRecord]) -> std::io::Result<()> {
+    let csv = to_csv(history);
+    write_atomic(&dir.join("history.csv"), |w| w.write_all(csv.as_bytes()))?;
+    let loss: Vec<f64> = history.iter().map(|r| r.loss).collect();
+    let val: Vec<f64> = history
+        .iter()
+        .map(|r| r.val_loss.unwrap_or(f64::NAN))
+        .collect();
+    write_line_chart(
+        &dir.join("loss_curve.png"),
+        &[
+            Series {
+                values: &loss,
+                color: [214, 39, 40],
+            },
+            Series {
+                values: &val,
+                color: [31, 119, 180],
+            },
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_has_header_and_empty_missing_val_loss() {
+        let h = vec![
+            EpochRecord {
+                epoch: 1,
+                loss: 2.5,
+                nll: 2.5,
+                mae: 0.0,
+                val_loss: Some(2.0),
+                lr: 1e-3,
+                seconds: 1.5,
+                samples_per_s: 20.0,
+            },
+            EpochRecord {
+                epoch: 2,
+                loss: 2.0,
+                nll: 2.0,
+                mae: 0.0,
+                val_loss: None,
+                lr: 5e-4,
+                seconds: 1.0,
+                samples_per_s: 30.0,
+            },
+        ];
+        let csv = to_csv(&h);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], CSV_HEADER);
+        assert_eq!(lines[1], "1,2.5,2.5,0,2,0.001,1.5,20");
+        assert_eq!(lines[2], "2,2,2,0,,0.0005,1,30");
+    }
+}
