@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Print the resolved legacy params view (defaults < --config FILE < flags).
     Params(Box<commands::params::ParamsArgs>),
+    /// Measure training, inference, stitching and data-loading throughput (issue #7).
+    Bench(commands::bench::BenchArgs),
     /// Run the whole pipeline (not yet implemented).
     Run(commands::run::RunArgs),
 }
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
     init_logging();
     let result = match &cli.command {
         Command::Params(args) => commands::params::run(args),
+        Command::Bench(args) => commands::bench::run(args),
         Command::Run(args) => commands::run::run(args),
     };
     match result {
