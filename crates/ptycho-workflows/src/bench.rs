@@ -64,6 +64,8 @@ pub enum BenchPart {
     Train,
     /// Inference patterns/s, model only and end to end with stitching.
     Infer,
+    /// Where a training step's time goes (not part of the default run).
+    Profile,
 }
 
 impl BenchPart {
@@ -134,6 +136,11 @@ pub struct TrainBench {
     pub steps: usize,
     pub s_per_step: f64,
     pub samples_per_s: f64,
+    /// Process CPU seconds (all threads) per sample: robust to other load on the machine.
+    pub cpu_s_per_sample: Option<f64>,
+    /// Process peak RSS (VmHWM) after this configuration, MiB (monotonic over the part; the
+    /// first configuration's value is its own peak).
+    pub peak_rss_mib_after: Option<f64>,
 }
 
 /// Training part.
@@ -153,9 +160,25 @@ pub struct InferBench {
     pub model_patterns_per_s: f64,
     /// Upload, model, readback, conversion and stitching (M = 20), patterns per second.
     pub end_to_end_patterns_per_s: f64,
+    /// Process CPU seconds (all threads) per pattern, end to end.
+    pub cpu_s_per_pattern: Option<f64>,
     /// Time spent in stitching within the end-to-end run, seconds.
     pub stitch_s: f64,
     pub peak_rss_mib: Option<f64>,
+}
+
+/// Split of one training step at N = 64, gridsize 1, nfs 2, B = 16 (mean seconds per batch).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProfileBench {
+    pub reps: usize,
+    /// Encoder + both decoders (`amp_phase`), inference device.
+    pub network_s: f64,
+    /// Network + object, reassembly, re-extraction, illumination, far field (`autoencoder`).
+    pub autoencoder_s: f64,
+    /// The same forward on the autodiff device (records the graph).
+    pub autoencoder_autodiff_s: f64,
+    /// Forward + loss + backward + Adam (`TrainStep::step`).
+    pub train_step_s: f64,
 }
 
 /// A performance target of issue #7 and whether it was met.
@@ -182,6 +205,7 @@ pub struct BenchReport {
     pub stitch: Option<StitchBench>,
     pub train: Option<TrainPart>,
     pub infer: Option<InferBench>,
+    pub step_profile: Option<ProfileBench>,
     /// `samples/s (N=64 gs=1 B=16) · 6.3 GFLOP ÷ sgemm GFLOP/s`.
     pub roofline_fraction: Option<f64>,
     pub targets: Vec<TargetCheck>,
@@ -212,6 +236,7 @@ impl BenchReport {
         self.stitch = other.stitch.or(self.stitch.take());
         self.train = other.train.or(self.train.take());
         self.infer = other.infer.or(self.infer.take());
+        self.step_profile = other.step_profile.or(self.step_profile.take());
     }
 
     /// Compute the roofline fraction and the target checks from the parts present.
@@ -252,9 +277,9 @@ impl BenchReport {
                 met: s.best_s < 0.1,
             });
         }
-        if let Some(p) = self.train.as_ref().and_then(|t| t.peak_rss_mib) {
+        if let Some(p) = train64.and_then(|t| t.peak_rss_mib_after) {
             self.targets.push(TargetCheck {
-                name: "training peak RSS, MiB".into(),
+                name: "training N=64 gs=1 B=16 peak RSS, MiB".into(),
                 measured: p,
                 target: "< 1024".into(),
                 met: p < 1024.0,
@@ -268,7 +293,7 @@ pub fn run_part(part: BenchPart, opts: &BenchOptions) -> Result<BenchReport, Ben
     let mut report = BenchReport::new(opts);
     let device = opts.device.to_device()?;
     match part {
-        BenchPart::Sgemm => report.sgemm = Some(bench_sgemm(&device, 1024, 5)),
+        BenchPart::Sgemm => report.sgemm = Some(bench_sgemm(&device, 1024, 20)),
         BenchPart::Data => report.data = Some(bench_data()?),
         BenchPart::Stitch => report.stitch = Some(bench_stitch(if opts.quick { 3 } else { 10 })?),
         BenchPart::Train => {
@@ -297,6 +322,9 @@ pub fn run_part(part: BenchPart, opts: &BenchOptions) -> Result<BenchReport, Ben
             i.peak_rss_mib = peak_rss_mib();
             report.infer = Some(i);
         }
+        BenchPart::Profile => {
+            report.step_profile = Some(bench_profile(&device, if opts.quick { 1 } else { 3 })?)
+        }
     }
     Ok(report)
 }
@@ -307,6 +335,22 @@ pub fn peak_rss_mib() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+/// CPU time of this process (user + system, all threads), seconds, from `/proc/self/stat`
+/// (clock ticks of 1/100 s); `None` where unavailable.
+pub fn process_cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+fn cpu_delta(start: Option<f64>) -> Option<f64> {
+    Some(process_cpu_s()? - start?)
 }
 
 /// Current UTC time as `YYYY-MM-DDTHH:MM:SSZ` (civil calendar from the Unix epoch).
@@ -461,10 +505,9 @@ pub fn bench_stitch(reps: usize) -> Result<StitchBench, BenchError> {
     let raw = simulated(64, 512)?;
     let params = params_for(64, 1)?;
     let g = grouped(&raw, &params, 512)?;
-    let y = g
-        .y
-        .as_ref()
-        .ok_or_else(|| BenchError::Config("simulated groups carry no ground truth".into()))?;
+    let y =
+        g.y.as_ref()
+            .ok_or_else(|| BenchError::Config("simulated groups carry no ground truth".into()))?;
     let patches: Array3<Complex32> = y.index_axis(Axis(3), 0).to_owned();
     let centres: Vec<[f64; 2]> = (0..g.n_groups())
         .map(|k| [g.coords_nn[[k, 0, 0, 0]], g.coords_nn[[k, 0, 1, 0]]])
@@ -512,11 +555,18 @@ pub fn bench_train(
         .map(|k| batch_tensors(&g, s, k * b, b, &ad))
         .collect();
     let mut timed = 0.0;
+    let mut cpu = 0.0;
+    let mut cpu_ok = true;
     for (k, (x, pos)) in batches.into_iter().enumerate() {
+        let c0 = process_cpu_s();
         let t = Instant::now();
         (model, _) = opt.step(model, x.clone(), pos, x, 1e-3)?;
         if k > 0 {
             timed += t.elapsed().as_secs_f64();
+            match cpu_delta(c0) {
+                Some(d) => cpu += d,
+                None => cpu_ok = false,
+            }
         }
     }
     let per = timed / steps.max(1) as f64;
@@ -528,6 +578,8 @@ pub fn bench_train(
         steps,
         s_per_step: per,
         samples_per_s: b as f64 / per,
+        cpu_s_per_sample: cpu_ok.then(|| cpu / (b * steps.max(1)) as f64),
+        peak_rss_mib_after: peak_rss_mib(),
     })
 }
 
@@ -556,6 +608,7 @@ pub fn bench_infer(
     }
     let model_s = t.elapsed().as_secs_f64();
 
+    let c0 = process_cpu_s();
     let t = Instant::now();
     let mut patches = Array3::<Complex32>::zeros((patterns, n, n));
     for lo in (0..patterns).step_by(batch) {
@@ -569,19 +622,78 @@ pub fn bench_infer(
         }
     }
     let centres: Vec<[f64; 2]> = (0..patterns)
-        .map(|k| [g.coords_offsets[[k, 0, 0, 0]], g.coords_offsets[[k, 0, 1, 0]]])
+        .map(|k| {
+            [
+                g.coords_offsets[[k, 0, 0, 0]],
+                g.coords_offsets[[k, 0, 1, 0]],
+            ]
+        })
         .collect();
     let ts = Instant::now();
     let _ = reassemble_position(patches.view(), &centres, 20)?;
     let stitch_s = ts.elapsed().as_secs_f64();
     let e2e_s = t.elapsed().as_secs_f64();
+    let cpu = cpu_delta(c0);
     Ok(InferBench {
         patterns,
         batch,
         model_patterns_per_s: patterns as f64 / model_s,
         end_to_end_patterns_per_s: patterns as f64 / e2e_s,
+        cpu_s_per_pattern: cpu.map(|c| c / patterns as f64),
         stitch_s,
         peak_rss_mib: None,
+    })
+}
+
+/// Time the stages of a training step (see [`ProfileBench`]); results read back to force completion.
+pub fn bench_profile(device: &Device, reps: usize) -> Result<ProfileBench, BenchError> {
+    let params = params_for(64, 1)?;
+    let b = 16;
+    let raw = simulated(64, 64)?;
+    let g = grouped(&raw, &params, b)?;
+    let s = params.intensity_scale();
+    let reps = reps.max(1);
+    let time = |f: &mut dyn FnMut() -> Result<(), BenchError>| -> Result<f64, BenchError> {
+        f()?;
+        let t = Instant::now();
+        for _ in 0..reps {
+            f()?;
+        }
+        Ok(t.elapsed().as_secs_f64() / reps as f64)
+    };
+    let model = PtychoPinn::new(&params, device)?;
+    let (x, pos) = batch_tensors(&g, s, 0, b, device);
+    let network_s = time(&mut || {
+        let (a, phi) = model.amp_phase(x.clone());
+        let _ = ops::to_vec_f64(a.slice([0..1, 0..1, 0..1, 0..1]));
+        let _ = ops::to_vec_f64(phi.slice([0..1, 0..1, 0..1, 0..1]));
+        Ok(())
+    })?;
+    let autoencoder_s = time(&mut || {
+        let out = model.autoencoder(x.clone(), pos.clone())?;
+        let _ = ops::to_vec_f64(out.pred_amp_scaled.slice([0..1, 0..1, 0..1, 0..1]));
+        Ok(())
+    })?;
+    let ad = device.clone().autodiff();
+    let mut model = PtychoPinn::new(&params, &ad)?;
+    let (x, pos) = batch_tensors(&g, s, 0, b, &ad);
+    let autoencoder_autodiff_s = time(&mut || {
+        let out = model.autoencoder(x.clone(), pos.clone())?;
+        let _ = ops::to_vec_f64(out.pred_amp_scaled.slice([0..1, 0..1, 0..1, 0..1]));
+        Ok(())
+    })?;
+    let mut opt = TrainStep::new(LossWeights::default());
+    let train_step_s = time(&mut || {
+        let m = model.clone();
+        (model, _) = opt.step(m, x.clone(), pos.clone(), x.clone(), 1e-3)?;
+        Ok(())
+    })?;
+    Ok(ProfileBench {
+        reps,
+        network_s,
+        autoencoder_s,
+        autoencoder_autodiff_s,
+        train_step_s,
     })
 }
 
@@ -626,6 +738,8 @@ mod tests {
                     steps: 1,
                     s_per_step: 2.0,
                     samples_per_s: 8.0,
+                    cpu_s_per_sample: None,
+                    peak_rss_mib_after: Some(900.0),
                 }],
                 peak_rss_mib: Some(900.0),
             }),
@@ -636,6 +750,23 @@ mod tests {
         assert!((f - 8.0 * 6.3 / 100.0).abs() < 1e-12);
         assert_eq!(r.targets.len(), 2);
         assert!(r.targets.iter().all(|t| t.met));
+    }
+
+    #[test]
+    fn cpu_time_advances_with_work() {
+        if !cfg!(target_os = "linux") {
+            eprintln!("skipped: /proc/self/stat is Linux-only");
+            return;
+        }
+        let c0 = process_cpu_s().expect("cpu time");
+        let t = Instant::now();
+        let mut x = 0u64;
+        while t.elapsed().as_secs_f64() < 0.05 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        let c1 = process_cpu_s().expect("cpu time");
+        assert!(c1 >= c0 && c1 - c0 < 10.0, "{c0} {c1}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub enum PartArg {
     Stitch,
     Train,
     Infer,
+    Profile,
 }
 
 impl From<PartArg> for BenchPart {
@@ -28,6 +29,7 @@ impl From<PartArg> for BenchPart {
             PartArg::Stitch => BenchPart::Stitch,
             PartArg::Train => BenchPart::Train,
             PartArg::Infer => BenchPart::Infer,
+            PartArg::Profile => BenchPart::Profile,
         }
     }
 }
@@ -39,6 +41,7 @@ fn part_name(p: BenchPart) -> &'static str {
         BenchPart::Stitch => "stitch",
         BenchPart::Train => "train",
         BenchPart::Infer => "infer",
+        BenchPart::Profile => "profile",
     }
 }
 
@@ -78,9 +81,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             if args.quick {
                 cmd.arg("--quick");
             }
-            let out = cmd
-                .output()
-                .with_context(|| format!("running {} bench --only {}", exe.display(), part_name(part)))?;
+            let out = cmd.output().with_context(|| {
+                format!("running {} bench --only {}", exe.display(), part_name(part))
+            })?;
             if !out.status.success() {
                 bail!(
                     "bench part `{}` failed ({}): {}",
@@ -118,8 +121,15 @@ fn print_table(r: &BenchReport) {
     if let Some(t) = &r.train {
         for c in &t.configs {
             println!(
-                "train N={:<3} gs={} nfs={} B={:<3} {:8.2} samples/s  ({:.3} s/step, {} steps)",
-                c.n, c.gridsize, c.nfs, c.batch, c.samples_per_s, c.s_per_step, c.steps
+                "train N={:<3} gs={} nfs={} B={:<3} {:8.2} samples/s  ({:.3} s/step, {} steps, {:.3} CPU-s/sample)",
+                c.n,
+                c.gridsize,
+                c.nfs,
+                c.batch,
+                c.samples_per_s,
+                c.s_per_step,
+                c.steps,
+                c.cpu_s_per_sample.unwrap_or(f64::NAN)
             );
         }
         if let Some(p) = t.peak_rss_mib {
@@ -135,14 +145,21 @@ fn print_table(r: &BenchReport) {
             i.batch, i.model_patterns_per_s
         );
         println!(
-            "infer + stitch             {:8.1} patterns/s  ({} patterns, stitch {:.1} ms)",
+            "infer + stitch             {:8.1} patterns/s  ({} patterns, {:.4} CPU-s/pattern, stitch {:.1} ms)",
             i.end_to_end_patterns_per_s,
             i.patterns,
+            i.cpu_s_per_pattern.unwrap_or(f64::NAN),
             i.stitch_s * 1e3
         );
         if let Some(p) = i.peak_rss_mib {
             println!("infer peak RSS              {p:8.0} MiB");
         }
+    }
+    if let Some(p) = &r.step_profile {
+        println!(
+            "profile N=64 B=16: network {:.3} s, autoencoder {:.3} s, autoencoder (autodiff) {:.3} s, train step {:.3} s",
+            p.network_s, p.autoencoder_s, p.autoencoder_autodiff_s, p.train_step_s
+        );
     }
     if let Some(s) = &r.stitch {
         println!(
