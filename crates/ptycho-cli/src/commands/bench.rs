@@ -57,6 +57,9 @@ pub struct BenchArgs {
     /// Fewer steps and only N=64 gs=1 training (about 30 s).
     #[arg(long)]
     pub quick: bool,
+    /// Groups per inference batch.
+    #[arg(long, default_value_t = 32)]
+    pub infer_batch: usize,
     /// Run only this part, in this process.
     #[arg(long, value_enum)]
     pub only: Option<PartArg>,
@@ -67,6 +70,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let opts = BenchOptions {
         device,
         quick: args.quick,
+        infer_batch: args.infer_batch,
     };
     let mut report = BenchReport::new(&opts);
     if let Some(part) = args.only {
@@ -77,7 +81,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             eprintln!("bench: {} ...", part_name(part));
             let mut cmd = Command::new(&exe);
             cmd.args(["bench", "--json", "--device", &args.device, "--only"])
-                .arg(part_name(part));
+                .arg(part_name(part))
+                .arg("--infer-batch")
+                .arg(args.infer_batch.to_string());
             if args.quick {
                 cmd.arg("--quick");
             }
@@ -116,7 +122,12 @@ fn print_table(r: &BenchReport) {
         if r.quick { "  (quick)" } else { "" }
     );
     if let Some(g) = &r.sgemm {
-        println!("sgemm {0}x{0} f32          {1:8.1} GFLOP/s", g.n, g.gflops);
+        println!(
+            "sgemm {0}x{0} f32          {1:8.1} GFLOP/s  ({2:.1} GFLOP per CPU-s)",
+            g.n,
+            g.gflops,
+            g.gflop_per_cpu_s.unwrap_or(f64::NAN)
+        );
     }
     if let Some(t) = &r.train {
         for c in &t.configs {
@@ -138,6 +149,9 @@ fn print_table(r: &BenchReport) {
     }
     if let Some(f) = r.roofline_fraction {
         println!("train roofline fraction     {f:8.3}");
+    }
+    if let Some(f) = r.roofline_fraction_cpu {
+        println!("train roofline (CPU time)   {f:8.3}");
     }
     if let Some(i) = &r.infer {
         println!(
