@@ -17,20 +17,22 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Print the resolved legacy params view (defaults < --config FILE < flags).
-    Params(Box<commands::params::ParamsArgs>),
+    /// The main job on built-in simulated data: simulate → train → reconstruct → evaluate.
+    Run(commands::run::RunArgs),
     /// Simulate a synthetic dataset (lines object) and write it as an NPZ.
     Simulate(commands::simulate::SimulateArgs),
+    /// Train PtychoPINN on an NPZ dataset (checkpoint every epoch, --resume DIR continues).
+    Train(Box<commands::train::TrainArgs>),
     /// Reconstruct a test dataset with a saved model; writes reconstruction.npz and PNGs.
     Infer(commands::infer::InferArgs),
     /// Metrics of a reconstruction against the objectGuess of a data NPZ.
     Evaluate(commands::evaluate::EvaluateArgs),
     /// Summarise a model archive (manifest, params, parameter counts).
     Inspect(commands::inspect::InspectArgs),
-    /// The main job on built-in simulated data: simulate → train → reconstruct → evaluate.
-    Run(commands::run::RunArgs),
-    /// Train PtychoPINN on an NPZ dataset (checkpoint every epoch, --resume DIR continues).
-    Train(Box<commands::train::TrainArgs>),
+    /// Print the resolved legacy params view (defaults < --config FILE < flags).
+    Params(Box<commands::params::ParamsArgs>),
+    /// Measure training, inference, stitching and data-loading throughput (issue #7).
+    Bench(commands::bench::BenchArgs),
 }
 
 /// Exit status for errors reported by a command (clap uses the same for usage errors).
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
     init_logging();
     let result = match &cli.command {
         Command::Params(args) => commands::params::run(args),
+        Command::Bench(args) => commands::bench::run(args),
         Command::Simulate(args) => commands::simulate::run(args),
         Command::Infer(args) => commands::infer::run(args),
         Command::Evaluate(args) => commands::evaluate::run(args),

@@ -5,6 +5,7 @@
 //! `[column, row]` in object pixels); conversion to the model's channels-first tensors happens at
 //! the model boundary.
 
+pub mod bench;
 pub mod data;
 pub mod error;
 pub mod evaluate;

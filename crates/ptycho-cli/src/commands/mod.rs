@@ -1,5 +1,6 @@
 //! One file per subcommand; each exposes `Args` and `run(&Args) -> anyhow::Result<ExitCode>`.
 
+pub mod bench;
 pub mod evaluate;
 pub mod infer;
 pub mod inspect;

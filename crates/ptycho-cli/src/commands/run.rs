@@ -111,7 +111,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     eprintln!("[4/4] evaluating against the test object");
     let last = report.history.last();
     println!("ptycho run — summary");
-    println!("  training    {} groups ({} train / {} validation), {} epochs, {:.1} s, {:.1} samples/s",
+    println!(
+        "  training    {} groups ({} train / {} validation), {} epochs, {:.1} s, {:.1} samples/s",
         report.n_groups,
         report.n_train,
         report.n_val,
@@ -139,14 +140,20 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
             println!("  metric           amplitude      phase");
             println!("  MAE          {:>12.4} {:>10.4}", a.mae, p.mae);
-            println!("  PSNR (255)   {:>12.2} {:>10.2}", a.psnr_peak255, p.psnr_peak255);
+            println!(
+                "  PSNR (255)   {:>12.2} {:>10.2}",
+                a.psnr_peak255, p.psnr_peak255
+            );
             println!("  SSIM         {:>12.4} {:>10.4}", a.ssim, p.ssim);
             println!("  MS-SSIM      {:>12.4} {:>10.4}", a.ms_ssim, p.ms_ssim);
             println!("  FRC50        {:>12} {:>10}", opt(a.frc50), opt(p.frc50));
         }
         None => println!(
             "  metrics     not computed: {}",
-            result.evaluation_error.as_deref().unwrap_or("no ground truth")
+            result
+                .evaluation_error
+                .as_deref()
+                .unwrap_or("no ground truth")
         ),
     }
     println!("  outputs     {}", out.display());

@@ -1,0 +1,210 @@
+//! `ptycho bench`: throughput and memory benchmark on fixed simulated data (issue #7).
+//!
+//! Without `--only`, each part runs in a child process (`ptycho bench --only PART --json`) so that
+//! the peak RSS of training and inference are measured separately; the parent merges the JSON.
+
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use ptycho_model::DeviceKind;
+use ptycho_workflows::bench::{BenchOptions, BenchPart, BenchReport, run_part};
+
+/// Part selector on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PartArg {
+    Sgemm,
+    Data,
+    Stitch,
+    Train,
+    Infer,
+    Profile,
+}
+
+impl From<PartArg> for BenchPart {
+    fn from(p: PartArg) -> Self {
+        match p {
+            PartArg::Sgemm => BenchPart::Sgemm,
+            PartArg::Data => BenchPart::Data,
+            PartArg::Stitch => BenchPart::Stitch,
+            PartArg::Train => BenchPart::Train,
+            PartArg::Infer => BenchPart::Infer,
+            PartArg::Profile => BenchPart::Profile,
+        }
+    }
+}
+
+fn part_name(p: BenchPart) -> &'static str {
+    match p {
+        BenchPart::Sgemm => "sgemm",
+        BenchPart::Data => "data",
+        BenchPart::Stitch => "stitch",
+        BenchPart::Train => "train",
+        BenchPart::Infer => "infer",
+        BenchPart::Profile => "profile",
+    }
+}
+
+/// Measure training, inference, stitching, grouping, NPZ loading and sgemm throughput.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Print the report as JSON on stdout (otherwise a table).
+    #[arg(long)]
+    pub json: bool,
+    /// Backend/device: flex (cpu), tch-cpu, cuda[:N], ndarray.
+    #[arg(long, default_value = "flex")]
+    pub device: String,
+    /// Fewer steps and only N=64 gs=1 training (about 30 s).
+    #[arg(long)]
+    pub quick: bool,
+    /// Groups per inference batch.
+    #[arg(long, default_value_t = 32)]
+    pub infer_batch: usize,
+    /// Run only this part, in this process.
+    #[arg(long, value_enum)]
+    pub only: Option<PartArg>,
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let device: DeviceKind = args.device.parse()?;
+    let opts = BenchOptions {
+        device,
+        quick: args.quick,
+        infer_batch: args.infer_batch,
+    };
+    let mut report = BenchReport::new(&opts);
+    if let Some(part) = args.only {
+        report.merge(run_part(part.into(), &opts)?);
+    } else {
+        let exe = std::env::current_exe().context("locating the ptycho executable")?;
+        for part in BenchPart::ALL {
+            eprintln!("bench: {} ...", part_name(part));
+            let mut cmd = Command::new(&exe);
+            cmd.args(["bench", "--json", "--device", &args.device, "--only"])
+                .arg(part_name(part))
+                .arg("--infer-batch")
+                .arg(args.infer_batch.to_string());
+            if args.quick {
+                cmd.arg("--quick");
+            }
+            let out = cmd.output().with_context(|| {
+                format!("running {} bench --only {}", exe.display(), part_name(part))
+            })?;
+            if !out.status.success() {
+                bail!(
+                    "bench part `{}` failed ({}): {}",
+                    part_name(part),
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            let child: BenchReport = serde_json::from_slice(&out.stdout)
+                .with_context(|| format!("parsing the JSON of bench part `{}`", part_name(part)))?;
+            report.merge(child);
+        }
+    }
+    report.finish();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(r: &BenchReport) {
+    println!(
+        "ptycho bench  {}  device {}  profile {}  cores {}{}",
+        r.date_utc,
+        r.device,
+        r.profile,
+        r.cores,
+        if r.quick { "  (quick)" } else { "" }
+    );
+    if let Some(g) = &r.sgemm {
+        println!(
+            "sgemm {0}x{0} f32          {1:8.1} GFLOP/s  ({2:.1} GFLOP per CPU-s)",
+            g.n,
+            g.gflops,
+            g.gflop_per_cpu_s.unwrap_or(f64::NAN)
+        );
+    }
+    if let Some(t) = &r.train {
+        for c in &t.configs {
+            println!(
+                "train N={:<3} gs={} nfs={} B={:<3} {:8.2} samples/s  ({:.3} s/step, {} steps, {:.3} CPU-s/sample)",
+                c.n,
+                c.gridsize,
+                c.nfs,
+                c.batch,
+                c.samples_per_s,
+                c.s_per_step,
+                c.steps,
+                c.cpu_s_per_sample.unwrap_or(f64::NAN)
+            );
+        }
+        if let Some(p) = t.peak_rss_mib {
+            println!("train peak RSS              {p:8.0} MiB");
+        }
+    }
+    if let Some(f) = r.roofline_fraction {
+        println!("train roofline fraction     {f:8.3}");
+    }
+    if let Some(f) = r.roofline_fraction_cpu {
+        println!("train roofline (CPU time)   {f:8.3}");
+    }
+    if let Some(i) = &r.infer {
+        println!(
+            "infer model (B={})          {:8.1} patterns/s",
+            i.batch, i.model_patterns_per_s
+        );
+        println!(
+            "infer + stitch             {:8.1} patterns/s  ({} patterns, {:.4} CPU-s/pattern, stitch {:.1} ms)",
+            i.end_to_end_patterns_per_s,
+            i.patterns,
+            i.cpu_s_per_pattern.unwrap_or(f64::NAN),
+            i.stitch_s * 1e3
+        );
+        if let Some(p) = i.peak_rss_mib {
+            println!("infer peak RSS              {p:8.0} MiB");
+        }
+    }
+    if let Some(p) = &r.step_profile {
+        println!(
+            "profile N=64 B=16: network {:.3} s, autoencoder {:.3} s, autoencoder (autodiff) {:.3} s, train step {:.3} s",
+            p.network_s, p.autoencoder_s, p.autoencoder_autodiff_s, p.train_step_s
+        );
+    }
+    if let Some(s) = &r.stitch {
+        println!(
+            "stitch {} patches M={}     {:8.1} ms  ({:.0} patches/s, {:.1} Mpixel/s)",
+            s.patches,
+            s.m,
+            s.best_s * 1e3,
+            s.patches_per_s,
+            s.mpixel_per_s
+        );
+    }
+    if let Some(d) = &r.data {
+        println!(
+            "npz load ({} x {}²)        {:8.1} ms",
+            d.n_points,
+            d.n,
+            d.npz_load_s * 1e3
+        );
+        println!(
+            "group 512 gs=1 / gs=2       {:8.1} / {:.1} ms",
+            d.group_gs1_s * 1e3,
+            d.group_gs2_s * 1e3
+        );
+    }
+    for t in &r.targets {
+        println!(
+            "target {:<40} {:10.3} {:<8} {}",
+            t.name,
+            t.measured,
+            t.target,
+            if t.met { "MET" } else { "NOT MET" }
+        );
+    }
+}

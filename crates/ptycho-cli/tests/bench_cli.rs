@@ -1,0 +1,39 @@
+//! `ptycho bench --only stitch --json` runs and reports a well-formed JSON part.
+
+use std::process::Command;
+
+#[test]
+fn bench_stitch_part_reports_json() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ptycho"))
+        .args(["bench", "--only", "stitch", "--quick", "--json"])
+        .output()
+        .expect("run ptycho bench");
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(v["device"], "flex");
+    assert_eq!(v["cores"].as_u64().map(|c| c >= 1), Some(true));
+    assert_eq!(v["stitch"]["patches"], 512);
+    assert_eq!(v["stitch"]["m"], 20);
+    assert!(v["stitch"]["best_s"].as_f64().is_some_and(|t| t > 0.0));
+    assert!(v["train"].is_null() && v["infer"].is_null());
+    let targets = v["targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), 1, "{targets:?}");
+    assert!(
+        targets[0]["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("stitch"))
+    );
+}
+
+#[test]
+fn bench_rejects_unknown_part() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ptycho"))
+        .args(["bench", "--only", "everything"])
+        .output()
+        .expect("run ptycho bench");
+    assert_eq!(out.status.code(), Some(2));
+}
