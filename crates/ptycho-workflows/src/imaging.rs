@@ -50,18 +50,11 @@ fn encode_png(img: &RgbImage) -> std::io::Result<Vec<u8>> {
 }
 
 /// Render a 2-D array `[row, col]` as an RGB image. `range` = (low, high) mapped to the ends of the
-/// colormap; `None` uses the finite min/max of the data. Non-finite values are drawn black.
+/// colormap (values outside are clipped); `None` uses [`robust_range`]. Non-finite values are
+/// drawn black.
 pub fn render(data: ArrayView2<f32>, cmap: Colormap, range: Option<(f64, f64)>) -> RgbImage {
     let (h, w) = data.dim();
-    let (lo, hi) = range.unwrap_or_else(|| {
-        let mut lo = f64::INFINITY;
-        let mut hi = f64::NEG_INFINITY;
-        for &v in data.iter().filter(|v| v.is_finite()) {
-            lo = lo.min(v as f64);
-            hi = hi.max(v as f64);
-        }
-        if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) }
-    });
+    let (lo, hi) = range.unwrap_or_else(|| robust_range(data));
     let span = if hi > lo { hi - lo } else { 1.0 };
     let mut img = RgbImage::new(w as u32, h as u32);
     for ((r, c), &v) in data.indexed_iter() {
@@ -73,6 +66,23 @@ pub fn render(data: ArrayView2<f32>, cmap: Colormap, range: Option<(f64, f64)>) 
         img.put_pixel(c as u32, r as u32, Rgb(px));
     }
     img
+}
+
+/// Display range of the data: its 0.5th and 99.5th percentiles over finite values (so a few
+/// outliers — an uncovered border, a hot pixel — do not wash out the image); (0, 1) if empty.
+pub fn robust_range(data: ArrayView2<f32>) -> (f64, f64) {
+    let mut v: Vec<f32> = data.iter().copied().filter(|v| v.is_finite()).collect();
+    if v.is_empty() {
+        return (0.0, 1.0);
+    }
+    v.sort_by(f32::total_cmp);
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize] as f64;
+    let (lo, hi) = (at(0.005), at(0.995));
+    if hi > lo {
+        (lo, hi)
+    } else {
+        (v[0] as f64, v[v.len() - 1] as f64)
+    }
 }
 
 /// Write `data` as a PNG with the given colormap (atomic).
