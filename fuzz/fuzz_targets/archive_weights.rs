@@ -34,10 +34,19 @@ fn state() -> &'static State {
         } else {
             std::env::temp_dir()
         };
-        let valid = dir.join(format!("ptycho-fuzz-weights-valid-{}.zip", std::process::id()));
+        let valid = dir.join(format!(
+            "ptycho-fuzz-weights-valid-{}.zip",
+            std::process::id()
+        ));
         let _ = std::fs::remove_file(&valid);
         let params = Params::from_training(&TrainingConfig::default().validate().unwrap());
-        save_archive(&valid, &build(&params).unwrap(), &params, &SaveOptions::default()).unwrap();
+        save_archive(
+            &valid,
+            &build(&params).unwrap(),
+            &params,
+            &SaveOptions::default(),
+        )
+        .unwrap();
         let mut z = zip::ZipArchive::new(std::fs::File::open(&valid).unwrap()).unwrap();
         let entries = (0..z.len())
             .map(|i| {
@@ -63,12 +72,16 @@ fuzz_target!(|data: &[u8]| {
             .compression_method(zip::CompressionMethod::Stored);
         for (name, bytes) in &s.entries {
             w.start_file(name.as_str(), o).unwrap();
-            w.write_all(if name == TARGET { data } else { bytes }).unwrap();
+            w.write_all(if name == TARGET { data } else { bytes })
+                .unwrap();
         }
         w.finish().unwrap();
     }
     if let Err(e) = load_archive(&s.path, build) {
         let msg = e.to_string();
-        assert!(msg.contains(&*s.path.to_string_lossy()), "error does not name the file: {msg}");
+        assert!(
+            msg.contains(&*s.path.to_string_lossy()),
+            "error does not name the file: {msg}"
+        );
     }
 });

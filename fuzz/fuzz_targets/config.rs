@@ -12,7 +12,10 @@ fuzz_target!(|data: &[u8]| {
         if let Err(e) = parse_training_config(text, format, "fuzz.cfg") {
             let msg = e.to_string();
             assert!(!msg.contains('\n'), "multi-line error: {msg:?}");
-            assert!(msg.starts_with("fuzz.cfg"), "error does not name the file: {msg}");
+            assert!(
+                msg.starts_with("fuzz.cfg"),
+                "error does not name the file: {msg}"
+            );
         } else if let Ok(cfg) = parse_training_config(text, format, "fuzz.cfg") {
             // validation of the relations between fields must not panic either
             let _ = cfg.validate();

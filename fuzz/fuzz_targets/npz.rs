@@ -26,12 +26,16 @@ fuzz_target!(|data: &[u8]| {
     std::fs::write(path, data).expect("write scratch file");
     match RawData::from_npz(path) {
         Ok(raw) => {
-            raw.validate(path).expect("a loaded dataset satisfies the contract");
+            raw.validate(path)
+                .expect("a loaded dataset satisfies the contract");
             assert!(raw.diff3d.iter().all(|v| v.is_finite() && *v >= 0.0));
         }
         Err(e) => {
             let msg = e.to_string();
-            assert!(msg.contains(&*path.to_string_lossy()), "error does not name the file: {msg}");
+            assert!(
+                msg.contains(&*path.to_string_lossy()),
+                "error does not name the file: {msg}"
+            );
             assert!(!msg.contains('\n'), "multi-line error: {msg:?}");
         }
     }

@@ -459,7 +459,7 @@ mod tests {
         let read = |dict: &str| read_npy_header(&mut npy(dict, &[]).as_slice());
         let (d, s, h) =
             read("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }").unwrap();
-        assert_eq!((d.as_str(), s, h), ("<f4", vec![3, 4], 64));
+        assert_eq!((d.as_str(), s, h), ("<f4", vec![3, 4], 128));
         let (d, s, _) = read("{'descr': '<c8', 'fortran_order': False, 'shape': (), }").unwrap();
         assert_eq!((d.as_str(), s), ("<c8", vec![]));
         let (_, s, _) = read("{'descr': '<i8', 'fortran_order': False, 'shape': (7,), }").unwrap();
