@@ -50,7 +50,7 @@ fn npy<A: WritableElement, D: Dimension>(a: &Array<A, D>) -> Vec<u8> {
 /// A `.npy` blob with a handwritten header dictionary (version 1.0, padded as numpy does).
 fn npy_raw(dict: &str, payload: &[u8]) -> Vec<u8> {
     let mut header = dict.to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');
@@ -430,13 +430,16 @@ fn zip_bytes(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
 // Running one case
 // ---------------------------------------------------------------------------------------------
 
+/// Arguments of a CLI row for (bad input, output directory).
+type ArgsFn = Box<dyn Fn(&Path, &Path) -> Vec<OsString>>;
+
 /// A CLI row: the subcommand (for the presence check) and the arguments for a bad input path
 /// and an output directory.
 struct CliRow {
     subcommand: &'static str,
     /// `true` for commands written on other branches (see the module doc).
     pending: bool,
-    args: Box<dyn Fn(&Path, &Path) -> Vec<OsString>>,
+    args: ArgsFn,
 }
 
 fn os(parts: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
@@ -774,7 +777,7 @@ fn edit_safetensors(
         serde_json::from_slice(&bytes[8..8 + hlen]).unwrap();
     f(&mut header);
     let mut text = serde_json::to_vec(&header).unwrap();
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(b' ');
     }
     let mut out = (text.len() as u64).to_le_bytes().to_vec();

@@ -36,7 +36,7 @@ fn huge_declared_shape_is_refused_fast_without_allocating() {
     let n = 8;
     let mut header =
         "{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 4096, 4096), }".to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');

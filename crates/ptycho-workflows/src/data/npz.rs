@@ -443,7 +443,7 @@ mod tests {
     /// An NPY blob with a handwritten header dictionary (version 1.0, padded as numpy does).
     fn npy(dict: &str, payload: &[u8]) -> Vec<u8> {
         let mut header = dict.to_string();
-        while (10 + header.len() + 1) % 64 != 0 {
+        while !(10 + header.len() + 1).is_multiple_of(64) {
             header.push(' ');
         }
         header.push('\n');
