@@ -49,3 +49,71 @@ pub fn ptycho_bin() -> PathBuf {
     }
     bin
 }
+
+/// Whether this build's `ptycho` binary has subcommand `name` (`ptycho <name> --help` succeeds).
+///
+/// Lets a test carry rows for commands that are written on other branches: such a row is skipped,
+/// with a message naming the subcommand, until the command exists.
+pub fn has_subcommand(name: &str) -> bool {
+    Command::new(ptycho_bin())
+        .args([name, "--help"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Every regular file under `dir` (recursively); empty when `dir` does not exist.
+pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in rd.flatten() {
+            let p = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(p),
+                Ok(_) => out.push(p),
+                Err(_) => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Check a failed run of the `ptycho` binary against the hostile-input contract: exit status ≠ 0
+/// (and not killed by a signal), exactly one non-empty line on stderr, that line names `file` and
+/// contains `expect`, and no panic message or backtrace hint. Returns a description of each
+/// violation (empty when the run is fine).
+pub fn check_one_line_failure(
+    out: &std::process::Output,
+    file: &std::path::Path,
+    expect: &str,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    match out.status.code() {
+        Some(0) => problems.push("exit status 0".to_string()),
+        None => problems.push(format!("killed by a signal ({:?})", out.status)),
+        Some(_) => {}
+    }
+    if stderr.contains("panicked") || stderr.contains("RUST_BACKTRACE") {
+        problems.push("stderr shows a panic".into());
+    }
+    if lines.len() != 1 {
+        problems.push(format!("{} lines on stderr, expected 1", lines.len()));
+    }
+    let name = file.display().to_string();
+    if !stderr.contains(&name) {
+        problems.push(format!("stderr does not name the file {name}"));
+    }
+    if !stderr.contains(expect) {
+        problems.push(format!("stderr lacks {expect:?}"));
+    }
+    if !problems.is_empty() {
+        problems.push(format!("stderr was: {stderr:?}"));
+    }
+    problems
+}

@@ -97,12 +97,29 @@ fn in_file(origin: &str, error: ConfigError) -> ConfigError {
     }
 }
 
+/// Largest config file read (bytes); real ones are a few hundred. Bounds memory when a user
+/// points `--config` at the wrong file (a dataset, `/dev/zero`).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 fn read(path: &Path) -> Result<(String, FileFormat), ConfigError> {
+    use std::io::Read;
     let format = FileFormat::from_path(path)?;
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+    let err = |message: String| ConfigError::Read {
         origin: path.display().to_string(),
-        message: e.to_string(),
-    })?;
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| err(e.to_string()))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(err(format!(
+            "larger than {MAX_CONFIG_BYTES} bytes; not a config file"
+        )));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|e| err(format!("not UTF-8 text ({})", e.utf8_error())))?;
     Ok((text, format))
 }
 
@@ -131,6 +148,7 @@ fn parse_table(
                     message: one_line(e.message()),
                 }
             })?;
+            reject_non_finite(&table, "", origin)?;
             serde_json::to_value(table).map_err(|e| ConfigError::Syntax {
                 origin: origin.to_string(),
                 format: "TOML",
@@ -157,6 +175,32 @@ fn parse_table(
             message: format!("expected an object of keys, found {}", kind(&other)),
         }),
     }
+}
+
+/// TOML can spell `nan` and `inf`; JSON (our common representation) cannot, and would turn them
+/// into `null`. No config value may be non-finite, so refuse them here, naming the key.
+fn reject_non_finite(table: &toml::Table, prefix: &str, origin: &str) -> Result<(), ConfigError> {
+    fn check(v: &toml::Value, key: &str, origin: &str) -> Result<(), ConfigError> {
+        match v {
+            toml::Value::Float(f) if !f.is_finite() => Err(ConfigError::WrongType {
+                origin: origin.to_string(),
+                key: key.to_string(),
+                message: format!("{f} is not a finite number"),
+            }),
+            toml::Value::Array(a) => a.iter().try_for_each(|x| check(x, key, origin)),
+            toml::Value::Table(t) => reject_non_finite(t, key, origin),
+            _ => Ok(()),
+        }
+    }
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        check(v, &key, origin)?;
+    }
+    Ok(())
 }
 
 /// serde_json appends " at line L column C"; we report the position separately.
@@ -374,6 +418,17 @@ mod tests {
         // Relations are left to validate() (flags may still change neighbor_count).
         let c = toml("gridsize = 3\n").unwrap();
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn non_finite_toml_floats_are_refused_by_key() {
+        let e = toml("learning_rate = nan\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "run.toml: wrong value for key `learning_rate`: NaN is not a finite number"
+        );
+        let e = toml("[model]\nprobe_scale = -inf\n").unwrap_err();
+        assert_eq!(e.key(), Some("model.probe_scale"));
     }
 
     #[test]

@@ -46,8 +46,20 @@ pub struct ArchiveInfo {
     pub entries: Vec<EntryInfo>,
 }
 
+/// Bytes per element of a safetensors dtype.
+fn dtype_bytes(dtype: &str) -> Option<u64> {
+    Some(match dtype {
+        "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" => 1,
+        "I16" | "U16" | "F16" | "BF16" => 2,
+        "I32" | "U32" | "F32" => 4,
+        "I64" | "U64" | "F64" => 8,
+        _ => return None,
+    })
+}
+
 /// Tensor count and scalar parameter count from a safetensors file's header, checking that the
-/// header is well formed and every tensor's data lies within the file.
+/// header is well formed and every tensor's data lies within the file and has the size its shape
+/// and dtype need.
 pub fn parse_safetensors_header(bytes: &[u8]) -> Result<(usize, u64), String> {
     let len_bytes: [u8; 8] = bytes
         .get(..8)
@@ -82,6 +94,15 @@ pub fn parse_safetensors_header(bytes: &[u8]) -> Result<(usize, u64), String> {
         if offsets.0 > offsets.1 || offsets.1 > data_len {
             return Err(format!(
                 "tensor `{name}`: data_offsets {offsets:?} outside the {data_len}-byte data"
+            ));
+        }
+        let dtype = t.get("dtype").and_then(Value::as_str).unwrap_or("?");
+        let item = dtype_bytes(dtype).ok_or(format!("tensor `{name}`: unknown dtype {dtype:?}"))?;
+        let span = offsets.1 - offsets.0;
+        if count.checked_mul(item) != Some(span) {
+            return Err(format!(
+                "tensor `{name}`: shape {shape:?} of {dtype} needs {} bytes but data_offsets span {span}",
+                count.saturating_mul(item)
             ));
         }
         tensors += 1;

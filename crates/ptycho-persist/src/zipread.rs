@@ -61,6 +61,15 @@ impl SafeZip {
             action: "cannot open archive",
             source,
         })?;
+        // Declared compressed sizes can lie; no entry holds more compressed bytes than the file.
+        let file_len = file
+            .metadata()
+            .map_err(|source| PersistError::Io {
+                path: path.to_path_buf(),
+                action: "cannot stat archive",
+                source,
+            })?
+            .len();
         let mut zip =
             ZipArchive::new(BufReader::new(file)).map_err(|source| PersistError::NotZip {
                 path: path.to_path_buf(),
@@ -101,7 +110,7 @@ impl SafeZip {
             if f.encrypted() {
                 return Err(suspicious("entry is encrypted".into()));
             }
-            let (size, csize) = (f.size(), f.compressed_size());
+            let (size, csize) = (f.size(), f.compressed_size().min(file_len));
             if size > MAX_ENTRY_BYTES {
                 return Err(suspicious(format!(
                     "declared uncompressed size {size} bytes exceeds the limit of {MAX_ENTRY_BYTES}"

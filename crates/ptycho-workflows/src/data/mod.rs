@@ -74,7 +74,7 @@ impl RawData {
         Ok(raw)
     }
 
-    /// Check the invariants of §2.2 (lengths, square frames, probe size, finiteness).
+    /// Check the invariants of §2.2 (lengths, square frames, probe size, finiteness, amplitudes ≥ 0).
     pub fn validate(&self, path: &Path) -> Result<()> {
         let p = || path.to_path_buf();
         let m = self.xcoords.len();
@@ -144,6 +144,17 @@ impl RawData {
         finite(path, "xcoords_start", self.xcoords_start.iter().copied())?;
         finite(path, "ycoords_start", self.ycoords_start.iter().copied())?;
         finite(path, "diff3d", self.diff3d.iter().map(|&v| v as f64))?;
+        // Amplitudes are square roots of counts; a negative value means the file holds something
+        // else (intensities after background subtraction, a phase, garbage).
+        if let Some((index, v)) = self.diff3d.iter().enumerate().find(|(_, v)| **v < 0.0) {
+            return Err(bad(
+                path,
+                "diff3d",
+                format!(
+                    "negative amplitude {v} at flat index {index} (diffraction data must be amplitudes, sqrt of counts, >= 0)"
+                ),
+            ));
+        }
         Ok(())
     }
 

@@ -9,6 +9,7 @@ use std::io::{BufReader, BufWriter, Read};
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, ArrayD, IxDyn};
+use ndarray_npy::npy::header::Header;
 use ndarray_npy::{NpzReader, NpzWriter};
 use num_complex::{Complex32, Complex64};
 
@@ -62,65 +63,59 @@ fn item_size(kind: Kind) -> Option<u64> {
     }
 }
 
-/// Parse `{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }`.
-fn parse_header_dict(text: &str) -> Option<(String, Vec<usize>)> {
-    let descr_pos = text.find("'descr'")?;
-    let rest = &text[descr_pos + 7..];
-    let q1 = rest.find('\'')?;
-    let rest2 = &rest[q1 + 1..];
-    let q2 = rest2.find('\'')?;
-    let descr = rest2[..q2].to_string();
-    let shape_pos = text.find("'shape'")?;
-    let rest = &text[shape_pos + 7..];
-    let open = rest.find('(')?;
-    let close = rest.find(')')?;
-    if close < open {
-        return None;
-    }
-    let mut shape = Vec::new();
-    for part in rest[open + 1..close].split(',') {
-        let p = part.trim();
-        if p.is_empty() {
-            continue;
-        }
-        shape.push(p.trim_end_matches('L').parse::<usize>().ok()?);
-    }
-    Some((descr, shape))
-}
+/// Largest accepted NPY header (bytes); numpy writes a few hundred.
+const MAX_NPY_HEADER_BYTES: usize = 1 << 20;
 
 /// Read the NPY preamble from a reader; returns (descr, shape, header bytes).
+///
+/// The header dictionary is parsed by `ndarray_npy`'s own parser, the one that later reads the
+/// array, so the shape checked here is the shape that will be allocated (a hand-rolled parser
+/// could be fooled by a repeated `'shape'` key or a `'shape'` inside a string). The header length
+/// is bounded before that parser allocates its buffer.
 fn read_npy_header<R: Read>(r: &mut R) -> std::result::Result<(String, Vec<usize>, u64), String> {
-    let mut magic = [0u8; 8];
-    r.read_exact(&mut magic)
+    let mut pre = vec![0u8; 8];
+    r.read_exact(&mut pre)
         .map_err(|e| format!("cannot read NPY magic: {e}"))?;
-    if &magic[..6] != b"\x93NUMPY" {
+    if &pre[..6] != b"\x93NUMPY" {
         return Err("not an NPY array (bad magic)".into());
     }
-    let (hlen, pre) = match magic[6] {
+    let hlen = match pre[6] {
         1 => {
             let mut b = [0u8; 2];
             r.read_exact(&mut b)
                 .map_err(|e| format!("truncated NPY header: {e}"))?;
-            (u16::from_le_bytes(b) as usize, 10u64)
+            pre.extend_from_slice(&b);
+            u16::from_le_bytes(b) as usize
         }
         2 | 3 => {
             let mut b = [0u8; 4];
             r.read_exact(&mut b)
                 .map_err(|e| format!("truncated NPY header: {e}"))?;
-            (u32::from_le_bytes(b) as usize, 12u64)
+            pre.extend_from_slice(&b);
+            u32::from_le_bytes(b) as usize
         }
         v => return Err(format!("unsupported NPY version {v}")),
     };
-    if hlen > 1 << 20 {
+    if hlen > MAX_NPY_HEADER_BYTES {
         return Err(format!("NPY header length {hlen} is implausible"));
     }
-    let mut buf = vec![0u8; hlen];
-    r.read_exact(&mut buf)
-        .map_err(|e| format!("truncated NPY header: {e}"))?;
-    let text = String::from_utf8_lossy(&buf);
-    let (descr, shape) =
-        parse_header_dict(&text).ok_or_else(|| format!("unparsable NPY header {text:?}"))?;
-    Ok((descr, shape, pre + hlen as u64))
+    let pre_len = pre.len() as u64;
+    let mut chained = std::io::Cursor::new(pre).chain(r.take(hlen as u64));
+    let header = Header::from_reader(&mut chained).map_err(|e| {
+        let msg = e.to_string();
+        format!(
+            "unparsable NPY header: {}",
+            msg.split_whitespace().collect::<Vec<_>>().join(" ")
+        )
+    })?;
+    // A plain dtype string (`'<f4'`); anything else (a structured dtype list) is described by its
+    // Debug form, which maps to `Kind::Other`. (Not `Display`: it fails, and `to_string` would
+    // panic, on non-ASCII text.)
+    let descr = match header.type_descriptor.as_string() {
+        Some(s) => s.clone(),
+        None => format!("{:?}", header.type_descriptor),
+    };
+    Ok((descr, header.shape, pre_len + hlen as u64))
 }
 
 /// Keys of the data contract that this reader interprets.
@@ -145,6 +140,15 @@ pub(crate) fn scan_entries(path: &Path) -> Result<BTreeMap<String, EntryInfo>> {
         path: path.to_path_buf(),
         source,
     })?;
+    // A zip header can lie about an entry's sizes; no entry can hold more compressed bytes than
+    // the file itself.
+    let file_len = file
+        .metadata()
+        .map_err(|source| WorkflowError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .len();
     let mut zip =
         zip::ZipArchive::new(BufReader::new(file)).map_err(|e| WorkflowError::NotNpz {
             path: path.to_path_buf(),
@@ -165,9 +169,10 @@ pub(crate) fn scan_entries(path: &Path) -> Result<BTreeMap<String, EntryInfo>> {
             .unwrap_or(&raw_name)
             .to_string();
         let size = entry.size();
+        let compressed = entry.compressed_size().min(file_len);
         let bound = match entry.compression() {
-            zip::CompressionMethod::Stored => entry.compressed_size(),
-            _ => entry.compressed_size().saturating_mul(MAX_DEFLATE_RATIO),
+            zip::CompressionMethod::Stored => compressed,
+            _ => compressed.saturating_mul(MAX_DEFLATE_RATIO),
         }
         .min(size);
         let (descr, shape, hbytes) = match read_npy_header(&mut entry) {
@@ -435,20 +440,53 @@ pub(crate) fn to_rank<T: Clone, D: ndarray::Dimension>(
 mod tests {
     use super::*;
 
+    /// An NPY blob with a handwritten header dictionary (version 1.0, padded as numpy does).
+    fn npy(dict: &str, payload: &[u8]) -> Vec<u8> {
+        let mut header = dict.to_string();
+        while !(10 + header.len() + 1).is_multiple_of(64) {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
     #[test]
-    fn header_dict_parses_shapes() {
-        let (d, s) =
-            parse_header_dict("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }")
-                .unwrap();
-        assert_eq!(d, "<f4");
-        assert_eq!(s, vec![3, 4]);
-        let (_, s) =
-            parse_header_dict("{'descr': '<c8', 'fortran_order': False, 'shape': (), }").unwrap();
-        assert!(s.is_empty());
-        let (_, s) =
-            parse_header_dict("{'descr': '<i8', 'fortran_order': False, 'shape': (7,), }").unwrap();
+    fn headers_parse_like_the_array_reader() {
+        let read = |dict: &str| read_npy_header(&mut npy(dict, &[]).as_slice());
+        let (d, s, h) =
+            read("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }").unwrap();
+        assert_eq!((d.as_str(), s, h), ("<f4", vec![3, 4], 128));
+        let (d, s, _) = read("{'descr': '<c8', 'fortran_order': False, 'shape': (), }").unwrap();
+        assert_eq!((d.as_str(), s), ("<c8", vec![]));
+        let (_, s, _) = read("{'descr': '<i8', 'fortran_order': False, 'shape': (7,), }").unwrap();
         assert_eq!(s, vec![7]);
+        // A repeated key: the array reader uses the last one, and so must the size check.
+        let (_, s, _) = read(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'shape': (1000000000,), }",
+        )
+        .unwrap();
+        assert_eq!(s, vec![1_000_000_000]);
+        // Structured dtypes are kept verbatim and are of no accepted kind.
+        let (d, _, _) =
+            read("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }").unwrap();
+        assert_eq!(kind_of(&d), Kind::Other);
+        assert!(read("{'descr': '<f4', 'shape': (1,), 'x': 1, }").is_err());
+        assert!(read("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }").is_err());
         assert_eq!(kind_of("|O"), Kind::Other);
         assert_eq!(kind_of(">c16"), Kind::C128);
+    }
+
+    #[test]
+    fn header_length_is_bounded_before_allocation() {
+        let mut blob = b"\x93NUMPY\x02\x00".to_vec();
+        blob.extend_from_slice(&u32::MAX.to_le_bytes());
+        let e = read_npy_header(&mut blob.as_slice()).unwrap_err();
+        assert!(e.contains("implausible"), "{e}");
+        let e = read_npy_header(&mut &b"\x93NUMPY\x01"[..]).unwrap_err();
+        assert!(e.contains("magic"), "{e}");
     }
 }
