@@ -66,6 +66,19 @@ fn resume_continues_the_run_and_matches_an_uninterrupted_one() {
     // Same initialisation and first epoch as the uninterrupted run, and the second epoch (after
     // restoring weights, Adam moments and step count) agrees to float round-off.
     let (h0, s0) = (&resumed.history[0], &straight.history[0]);
+    eprintln!(
+        "straight {:?} / resumed {:?}",
+        straight
+            .history
+            .iter()
+            .map(|r| (r.loss, r.val_loss))
+            .collect::<Vec<_>>(),
+        resumed
+            .history
+            .iter()
+            .map(|r| (r.loss, r.val_loss))
+            .collect::<Vec<_>>()
+    );
     assert!(rel(h0.loss, s0.loss) < 1e-5, "{} vs {}", h0.loss, s0.loss);
     let (h1, s1) = (&resumed.history[1], &straight.history[1]);
     assert!(rel(h1.loss, s1.loss) < 1e-4, "{} vs {}", h1.loss, s1.loss);

@@ -112,6 +112,11 @@ pub struct TrainReport {
 /// Order (CONFIG-001): params from the config → subsample / group / normalise (`n_subsample`,
 /// else the reference rule: `n_groups` scan points) → intensity scale `s = √nphotons/(N/2)` and
 /// the probe normalised from `probeGuess` attached to the params → model built from them.
+///
+/// Seeding: grouping uses `cfg.seed`, the subsampling `cfg.subsample_seed` (else `cfg.seed`), the
+/// weight initialisation seeds the backend RNG with `cfg.seed` (Burn's RNG is process-global, so
+/// two trainings initialising concurrently in one process are not reproducible), epoch `e`
+/// (from 0) shuffles with `cfg.seed + e`.
 pub fn train(
     cfg: &Valid<TrainingConfig>,
     train_data: &RawData,
