@@ -122,7 +122,7 @@ pub struct TrainingOverrides {
         help_heading = "Data options"
     )]
     pub n_subsample: Option<usize>,
-    /// Seed of the subsampling. Default: none (unseeded).
+    /// Seed of the subsampling. Default: none (training then uses --seed, so runs stay reproducible).
     #[arg(
         long,
         visible_alias = "subsample_seed",

@@ -277,8 +277,17 @@ fn help_and_version() {
 }
 
 #[test]
-fn run_is_a_placeholder() {
-    let o = ptycho(&["run"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("not yet implemented"));
+fn run_help_describes_the_main_job() {
+    let o = ptycho(&["run", "--help"]);
+    assert!(o.status.success());
+    let help = stdout(&o);
+    for needle in [
+        "simulate",
+        "--n-groups",
+        "--nepochs",
+        "--output-dir",
+        "ptycho_run",
+    ] {
+        assert!(help.contains(needle), "run --help lacks {needle}:\n{help}");
+    }
 }

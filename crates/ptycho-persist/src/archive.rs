@@ -131,14 +131,15 @@ pub fn save_archive<M: Module>(
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let tmp = tempfile::Builder::new()
-        .prefix(".wts-")
-        .suffix(".zip.tmp")
-        .tempfile_in(&dir)
-        .map_err(io_err(
-            &dir,
-            "cannot create a temporary file next to the archive",
-        ))?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".wts-").suffix(".zip.tmp");
+    // A finished archive is an ordinary shareable file (tempfile's default is owner-only 0600).
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let tmp = builder.tempfile_in(&dir).map_err(io_err(
+        &dir,
+        "cannot create a temporary file next to the archive",
+    ))?;
 
     let mut entries: Vec<(String, &[u8])> = vec![
         (MANIFEST_ENTRY.into(), &manifest_bytes),

@@ -15,9 +15,12 @@ where
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".ptycho-tmp-")
-        .tempfile_in(dir)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".ptycho-tmp-");
+    // Outputs are ordinary shareable files (tempfile's default is owner-only 0600).
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let mut tmp = builder.tempfile_in(dir)?;
     {
         let mut w = BufWriter::new(tmp.as_file_mut());
         fill(&mut w)?;

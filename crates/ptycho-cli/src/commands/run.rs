@@ -69,8 +69,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     };
     let train_data = simulate_lines(&sim(args.n_train_images, args.seed))?;
     let test_data = simulate_lines(&sim(args.n_test_images, args.seed.wrapping_add(1)))?;
-    train_data.write_npz(&out.join("train.npz"))?;
-    test_data.write_npz(&out.join("test.npz"))?;
+    train_data.write_npz(out.join("train.npz"))?;
+    test_data.write_npz(out.join("test.npz"))?;
 
     eprintln!(
         "[2/4] training: {} groups, {} epochs, batch 16",
@@ -90,7 +90,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         &cfg,
         &train_data,
         &TrainOptions {
-            device: device.clone(),
+            device,
             quiet: args.quiet,
             overwrite: args.overwrite,
             resume: false,

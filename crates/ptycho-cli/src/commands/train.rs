@@ -159,7 +159,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
             &test_raw,
             &ptycho_workflows::infer::InferOptions {
                 output_dir: Some(out.clone()),
-                device: args.device.clone(),
+                device: args.device,
                 ..Default::default()
             },
         )

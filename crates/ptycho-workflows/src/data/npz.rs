@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, ArrayD, IxDyn};
@@ -367,55 +367,38 @@ fn write_err(path: &Path, key: &str, e: impl std::fmt::Display) -> WorkflowError
 
 /// Write the reference key set atomically (temp file in the same directory, then rename).
 pub(crate) fn write_raw(raw: &RawData, path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|source| WorkflowError::Io {
-        path: dir.clone(),
-        source,
-    })?;
-    {
-        let file = tmp
-            .as_file()
-            .try_clone()
-            .map_err(|source| WorkflowError::Io {
-                path: tmp.path().to_path_buf(),
-                source,
-            })?;
-        let mut npz = NpzWriter::new_compressed(BufWriter::new(file));
-        let add1 = |npz: &mut NpzWriter<_>, key: &str, a: &Array1<f64>| {
-            npz.add_array(key, a).map_err(|e| write_err(path, key, e))
-        };
-        add1(&mut npz, "xcoords", &raw.xcoords)?;
-        add1(&mut npz, "ycoords", &raw.ycoords)?;
-        add1(&mut npz, "xcoords_start", &raw.xcoords_start)?;
-        add1(&mut npz, "ycoords_start", &raw.ycoords_start)?;
-        npz.add_array("diff3d", &raw.diff3d)
-            .map_err(|e| write_err(path, "diff3d", e))?;
-        npz.add_array("probeGuess", &raw.probe_guess)
-            .map_err(|e| write_err(path, "probeGuess", e))?;
-        if let Some(obj) = &raw.object_guess {
-            npz.add_array("objectGuess", obj)
-                .map_err(|e| write_err(path, "objectGuess", e))?;
+    let mut key_at_fault = "<file>";
+    crate::fsutil::write_atomic(path, |w| {
+        let io = std::io::Error::other;
+        let mut npz = NpzWriter::new_compressed(w);
+        for (key, a) in [
+            ("xcoords", &raw.xcoords),
+            ("ycoords", &raw.ycoords),
+            ("xcoords_start", &raw.xcoords_start),
+            ("ycoords_start", &raw.ycoords_start),
+        ] {
+            key_at_fault = key;
+            npz.add_array(key, a).map_err(io)?;
         }
+        key_at_fault = "diff3d";
+        npz.add_array("diff3d", &raw.diff3d).map_err(io)?;
+        key_at_fault = "probeGuess";
+        npz.add_array("probeGuess", &raw.probe_guess).map_err(io)?;
+        if let Some(obj) = &raw.object_guess {
+            key_at_fault = "objectGuess";
+            npz.add_array("objectGuess", obj).map_err(io)?;
+        }
+        key_at_fault = "scan_index";
         let scan: Array1<i64> = raw
             .scan_index
             .clone()
             .unwrap_or_else(|| Array1::zeros(raw.n_points()));
-        npz.add_array("scan_index", &scan)
-            .map_err(|e| write_err(path, "scan_index", e))?;
-        let w = npz.finish().map_err(|e| write_err(path, "<finish>", e))?;
-        let file = w
-            .into_inner()
-            .map_err(|e| write_err(path, "<flush>", e.error()))?;
-        file.sync_all().map_err(|e| write_err(path, "<sync>", e))?;
-    }
-    tmp.persist(path).map_err(|e| WorkflowError::Io {
-        path: path.to_path_buf(),
-        source: e.error,
-    })?;
-    Ok(())
+        npz.add_array("scan_index", &scan).map_err(io)?;
+        key_at_fault = "<finish>";
+        npz.finish().map_err(io)?;
+        Ok(())
+    })
+    .map_err(|e| write_err(path, key_at_fault, e))
 }
 
 /// Convert a dynamic array into a fixed rank, with a typed error.
