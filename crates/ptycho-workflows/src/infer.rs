@@ -11,7 +11,7 @@ use std::io::{BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use ndarray::{Array0, Array1, Array2, Array3, ArrayD, Ix0, Ix1, Ix2};
 use ndarray_npy::{NpzReader, NpzWriter, ReadNpzError, WriteNpzError};
 use num_complex::Complex32;
@@ -25,6 +25,7 @@ use crate::evaluate::{EvaluateOptions, Evaluation, evaluate};
 use crate::fsutil::{write_atomic, write_bytes_atomic};
 use crate::grouping::{GroupedData, GroupingOptions, group};
 use crate::imaging::{Colormap, write_png};
+use crate::model_inputs::{ModelInputs, OffsetSource};
 use crate::stitch::reassemble_position;
 
 /// File names written into the output directory.
@@ -397,29 +398,15 @@ fn predict_patches(
     opts: &InferOptions,
     device: &Device,
 ) -> Result<Array3<Complex32>> {
-    let (g, n, _, c) = grouped.x_full.dim();
+    let (g, n, _, _) = grouped.x_full.dim();
+    let inputs = ModelInputs::from_grouped(grouped, s, OffsetSource::Nominal);
     let mut out = Array3::<Complex32>::zeros((g, n, n));
     let mut start = 0;
     while start < g {
         let end = (start + opts.batch_size).min(g);
         let b = end - start;
-        let mut x = Vec::with_capacity(b * c * n * n);
-        let mut pos = Vec::with_capacity(b * c * 2);
-        for gi in start..end {
-            for ci in 0..c {
-                for h in 0..n {
-                    for w in 0..n {
-                        x.push((s * grouped.x_full[[gi, h, w, ci]] as f64) as f32);
-                    }
-                }
-                pos.push(grouped.coords_relative[[gi, 0, 0, ci]] as f32);
-                pos.push(grouped.coords_relative[[gi, 0, 1, ci]] as f32);
-            }
-        }
-        let x: Tensor<4> =
-            Tensor::from_data(TensorData::new(x, [b, c, n, n]), (device, DType::F32));
-        let pos: Tensor<3> =
-            Tensor::from_data(TensorData::new(pos, [b, c, 2]), (device, DType::F32));
+        let idx: Vec<usize> = (start..end).collect();
+        let (x, pos) = inputs.batch(&idx, device);
         let (re, im) = model.diffraction_to_obj(x, pos)?;
         let re = readback(re, "obj_re")?;
         let im = readback(im, "obj_im")?;

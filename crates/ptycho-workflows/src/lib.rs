@@ -14,6 +14,7 @@ pub mod grouping;
 pub mod imaging;
 pub mod infer;
 pub mod metrics;
+pub mod model_inputs;
 pub mod normalize;
 pub mod patches;
 pub mod simulate;

@@ -37,7 +37,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-pub use batch::{ModelInputs, split_sizes};
+pub use crate::model_inputs::{ModelInputs, OffsetSource};
+pub use batch::split_sizes;
 pub use checkpoint::{CHECKPOINT_NAME, CheckpointState};
 pub use error::TrainError;
 pub use history::EpochRecord;
@@ -297,7 +298,7 @@ fn run(
         reason: e.to_string(),
     })?;
     let s = params.intensity_scale();
-    let inputs = ModelInputs::from_grouped(&grouped, s);
+    let inputs = ModelInputs::from_grouped(&grouped, s, OffsetSource::Start);
     let fingerprint =
         checkpoint::fingerprint(grouped.nn_indices.iter().copied(), grouped.norm_factor);
     let n_groups = grouped.n_groups();
