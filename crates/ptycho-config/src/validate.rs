@@ -136,19 +136,11 @@ impl TrainingConfig {
         non_negative_finite("realspace_weight", self.realspace_weight)?;
         positive_finite("nphotons", self.nphotons)?;
         ensure(self.n_groups > 0, "n_groups", self.n_groups, "must be ≥ 1")?;
-        at_least_one_if_given("n_subsample", self.n_subsample)?;
-        ensure(
-            self.neighbor_count >= 1,
-            "neighbor_count",
+        check_sampling_fields(
+            self.n_subsample,
             self.neighbor_count,
-            "must be ≥ 1",
-        )?;
-        at_least_one_if_given("neighbor_pool_size", self.neighbor_pool_size)?;
-        ensure(
-            !self.output_dir.as_os_str().is_empty(),
-            "output_dir",
-            "\"\"",
-            "must not be empty",
+            self.neighbor_pool_size,
+            &self.output_dir,
         )?;
         positive_finite("learning_rate", self.learning_rate)?;
         ensure(
@@ -197,24 +189,39 @@ impl TrainingConfig {
     }
 }
 
+/// Rules shared by training and inference: subsampling, neighbour counts, output directory.
+fn check_sampling_fields(
+    n_subsample: Option<usize>,
+    neighbor_count: usize,
+    neighbor_pool_size: Option<usize>,
+    output_dir: &std::path::Path,
+) -> Result<(), ConfigError> {
+    at_least_one_if_given("n_subsample", n_subsample)?;
+    ensure(
+        neighbor_count >= 1,
+        "neighbor_count",
+        neighbor_count,
+        "must be ≥ 1",
+    )?;
+    at_least_one_if_given("neighbor_pool_size", neighbor_pool_size)?;
+    ensure(
+        !output_dir.as_os_str().is_empty(),
+        "output_dir",
+        "\"\"",
+        "must not be empty",
+    )
+}
+
 impl InferenceConfig {
     /// Range rules of single fields (model rules included).
     pub fn check_fields(&self) -> Result<(), ConfigError> {
         self.model.check()?;
         at_least_one_if_given("n_groups", self.n_groups)?;
-        at_least_one_if_given("n_subsample", self.n_subsample)?;
-        ensure(
-            self.neighbor_count >= 1,
-            "neighbor_count",
+        check_sampling_fields(
+            self.n_subsample,
             self.neighbor_count,
-            "must be ≥ 1",
-        )?;
-        at_least_one_if_given("neighbor_pool_size", self.neighbor_pool_size)?;
-        ensure(
-            !self.output_dir.as_os_str().is_empty(),
-            "output_dir",
-            "\"\"",
-            "must not be empty",
+            self.neighbor_pool_size,
+            &self.output_dir,
         )?;
         ensure(
             self.batch_size >= 1,
