@@ -31,7 +31,7 @@ enum Command {
     Inspect(commands::inspect::InspectArgs),
     /// Print the resolved legacy params view (defaults < --config FILE < flags).
     Params(Box<commands::params::ParamsArgs>),
-    /// Measure training, inference, stitching and data-loading throughput (issue #7).
+    /// Measure training, inference, stitching and data-loading throughput and peak memory.
     Bench(commands::bench::BenchArgs),
 }
 
