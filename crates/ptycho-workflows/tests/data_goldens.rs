@@ -2,7 +2,7 @@
 //! forward model, intensity scales, the bilinear translate, default probe, probe normalisation.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ndarray::{Array0, Array2, Array4, ArrayD, Axis, s};
 use ndarray_npy::NpzReader;
@@ -12,17 +12,8 @@ use ptycho_workflows::RawData;
 use ptycho_workflows::normalize::{intensity_scale, normalization_factor, scale_nphotons};
 use ptycho_workflows::patches::extract_patch;
 
-fn goldens() -> Option<PathBuf> {
-    let dir = std::env::var_os("PTYCHO_GOLDENS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/goldens"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: goldens directory {} not found", dir.display());
-        None
-    }
-}
+mod common;
+use common::goldens;
 
 fn open(dir: &Path, name: &str) -> NpzReader<File> {
     NpzReader::new(File::open(dir.join(name)).unwrap()).unwrap()

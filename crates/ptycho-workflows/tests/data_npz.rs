@@ -1,7 +1,7 @@
 //! NPZ contract: loading the reference datasets, round trips, and every malformed-input error.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ndarray::{Array1, Array2, Array3, Array4};
 use ndarray_npy::NpzWriter;
@@ -9,17 +9,8 @@ use num_complex::{Complex32, Complex64};
 use ptycho_workflows::{RawData, WorkflowError};
 use serde_json::Value;
 
-fn goldens() -> Option<PathBuf> {
-    let dir = std::env::var_os("PTYCHO_GOLDENS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/goldens"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: goldens directory {} not found", dir.display());
-        None
-    }
-}
+mod common;
+use common::goldens;
 
 fn stat(v: &Value, split: &str, key: &str, what: &str) -> f64 {
     v[split]["stats"][key][what].as_f64().unwrap()

@@ -2,7 +2,6 @@
 //! behaviour and errors of the group sampler.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ndarray::{Array2, Array4, ArrayD, Axis, s};
@@ -13,17 +12,8 @@ use ptycho_workflows::grouping::{group_indices, group_with_indices_using};
 use ptycho_workflows::patches::extract_patch;
 use ptycho_workflows::{GroupingOptions, PatchConvention, RawData, WorkflowError, group};
 
-fn goldens() -> Option<PathBuf> {
-    let dir = std::env::var_os("PTYCHO_GOLDENS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/goldens"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: goldens directory {} not found", dir.display());
-        None
-    }
-}
+mod common;
+use common::goldens;
 
 fn params(gridsize: usize) -> Params {
     let cfg = TrainingConfig {
