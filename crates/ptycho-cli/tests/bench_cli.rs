@@ -37,3 +37,26 @@ fn bench_rejects_unknown_part() {
         .expect("run ptycho bench");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn bench_device_list_names_the_bad_device() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ptycho"))
+        .args(["bench", "--device", "flex,warp-drive", "--quick"])
+        .output()
+        .expect("run ptycho bench");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("warp-drive"), "{err}");
+}
+
+#[test]
+fn bench_only_refuses_several_devices() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ptycho"))
+        .args(["bench", "--device", "flex,ndarray", "--only", "stitch"])
+        .output()
+        .expect("run ptycho bench");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--only"), "{err}");
+}

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::RawData;
 use crate::error::WorkflowError;
 use crate::grouping::{GroupedData, GroupingOptions, group};
+use crate::model_inputs::{ModelInputs, OffsetSource};
 use crate::simulate::{SimulationOptions, simulate_lines};
 use crate::stitch::reassemble_position;
 
@@ -246,14 +247,20 @@ impl BenchReport {
         self.step_profile = other.step_profile.or(self.step_profile.take());
     }
 
-    /// Compute the roofline fraction and the target checks from the parts present.
-    pub fn finish(&mut self) {
-        self.targets.clear();
-        let train64 = self.train.as_ref().and_then(|t| {
+    /// The training measurement the roofline targets refer to (N=64 gs=1 B=16).
+    pub fn train64(&self) -> Option<&TrainBench> {
+        self.train.as_ref().and_then(|t| {
             t.configs
                 .iter()
                 .find(|c| c.n == 64 && c.gridsize == 1 && c.batch == 16)
-        });
+        })
+    }
+
+    /// Compute the roofline fraction and the target checks from the parts present.
+    pub fn finish(&mut self) {
+        self.targets.clear();
+        let train64 = self.train64().cloned();
+        let train64 = train64.as_ref();
         self.roofline_fraction = match (train64, &self.sgemm) {
             (Some(t), Some(g)) if g.gflops > 0.0 => {
                 Some(t.samples_per_s * TRAIN_GFLOP_PER_SAMPLE / g.gflops)
@@ -267,20 +274,24 @@ impl BenchReport {
             },
             _ => None,
         };
-        if let Some(f) = self.roofline_fraction_cpu.or(self.roofline_fraction) {
+        let goals = DeviceTargets::for_device(&self.device);
+        if let (Some(f), Some(min)) = (
+            self.roofline_fraction_cpu.or(self.roofline_fraction),
+            goals.roofline,
+        ) {
             self.targets.push(TargetCheck {
                 name: "train N=64 gs=1 B=16 roofline fraction (CPU time when known)".into(),
                 measured: f,
-                target: ">= 0.4".into(),
-                met: f >= 0.4,
+                target: format!(">= {min}"),
+                met: f >= min,
             });
         }
-        if let Some(i) = &self.infer {
+        if let (Some(i), Some(min)) = (&self.infer, goals.infer_patterns_per_s) {
             self.targets.push(TargetCheck {
                 name: "inference + stitching, patterns/s".into(),
                 measured: i.end_to_end_patterns_per_s,
-                target: ">= 45".into(),
-                met: i.end_to_end_patterns_per_s >= 45.0,
+                target: format!(">= {min}"),
+                met: i.end_to_end_patterns_per_s >= min,
             });
         }
         if let Some(s) = &self.stitch {
@@ -298,6 +309,104 @@ impl BenchReport {
                 target: "< 1024".into(),
                 met: p < 1024.0,
             });
+        }
+    }
+}
+
+/// The issue #7 targets that apply to a device (CPU roofline targets make no sense on a GPU).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeviceTargets {
+    /// Minimum training roofline fraction (N=64 gs=1 B=16).
+    pub roofline: Option<f64>,
+    /// Minimum end-to-end inference + stitching rate, patterns/s.
+    pub infer_patterns_per_s: Option<f64>,
+}
+
+/// The reference TensorFlow implementation's inference rate on the 2-core CPU, patterns/s.
+pub const REFERENCE_INFER_PATTERNS_PER_S: f64 = 45.0;
+
+impl DeviceTargets {
+    /// flex: roofline ≥ 0.4 and ≥ the reference's 45 patterns/s; tch on the CPU: roofline ≥ 0.9
+    /// and ≥ 3× the reference; other devices: none (recorded only).
+    pub fn for_device(device: &str) -> Self {
+        match device {
+            "flex" | "cpu" => Self {
+                roofline: Some(0.4),
+                infer_patterns_per_s: Some(REFERENCE_INFER_PATTERNS_PER_S),
+            },
+            "tch-cpu" => Self {
+                roofline: Some(0.9),
+                infer_patterns_per_s: Some(3.0 * REFERENCE_INFER_PATTERNS_PER_S),
+            },
+            _ => Self {
+                roofline: None,
+                infer_patterns_per_s: None,
+            },
+        }
+    }
+}
+
+/// Several devices measured one after another by one `ptycho bench --device a,b` run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchSuite {
+    pub date_utc: String,
+    pub cores: usize,
+    /// One full report per device, in the order given.
+    pub runs: Vec<BenchReport>,
+    /// The fastest sgemm of any device in this run, GFLOP/s: the machine's roofline.
+    pub best_sgemm_gflops: Option<f64>,
+    /// Each later run against the first one.
+    pub relative: Vec<RelativeRates>,
+}
+
+/// Rates of one device relative to a baseline device measured in the same run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RelativeRates {
+    pub device: String,
+    pub baseline: String,
+    /// Training samples/s (N=64 gs=1 B=16) ÷ the baseline's.
+    pub train_speedup: Option<f64>,
+    /// End-to-end inference patterns/s ÷ the baseline's.
+    pub infer_speedup: Option<f64>,
+    /// `samples/s · 6.3 GFLOP ÷ best_sgemm_gflops` (the roofline of the machine, not of the device).
+    pub roofline_fraction_vs_best_sgemm: Option<f64>,
+}
+
+impl BenchSuite {
+    /// Combine finished per-device reports (the first one is the baseline).
+    pub fn new(runs: Vec<BenchReport>) -> Self {
+        let best = runs
+            .iter()
+            .filter_map(|r| r.sgemm.as_ref().map(|g| g.gflops))
+            .fold(None, |m: Option<f64>, g| Some(m.map_or(g, |m| m.max(g))));
+        let train = |r: &BenchReport| r.train64().map(|t| t.samples_per_s);
+        let infer = |r: &BenchReport| r.infer.as_ref().map(|i| i.end_to_end_patterns_per_s);
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        };
+        let relative = match runs.split_first() {
+            Some((base, rest)) => rest
+                .iter()
+                .map(|r| RelativeRates {
+                    device: r.device.clone(),
+                    baseline: base.device.clone(),
+                    train_speedup: ratio(train(r), train(base)),
+                    infer_speedup: ratio(infer(r), infer(base)),
+                    roofline_fraction_vs_best_sgemm: ratio(
+                        train(r).map(|s| s * TRAIN_GFLOP_PER_SAMPLE),
+                        best,
+                    ),
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Self {
+            date_utc: runs.first().map_or_else(utc_now, |r| r.date_utc.clone()),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            runs,
+            best_sgemm_gflops: best,
+            relative,
         }
     }
 }
@@ -429,32 +538,16 @@ fn grouped(raw: &RawData, params: &Params, n_groups: usize) -> Result<GroupedDat
     )?)
 }
 
-/// Model inputs of groups `lo..lo+b` in the model layout: `s·X` `(b, C, N, N)` and relative offsets
-/// `(b, C, 2)`, built with one allocation each.
+/// Model inputs of groups `lo..lo+b` (wrapping around) through the shared [`ModelInputs`] gather,
+/// with the nominal offsets inference feeds.
 fn batch_tensors(
-    g: &GroupedData,
-    s: f64,
+    inputs: &ModelInputs,
     lo: usize,
     b: usize,
     device: &Device,
 ) -> (Tensor<4>, Tensor<3>) {
-    let (_, n, _, c) = g.x_full.dim();
-    let s = s as f32;
-    let mut x = Vec::with_capacity(b * c * n * n);
-    let mut pos = Vec::with_capacity(b * c * 2);
-    let total = g.n_groups();
-    for k in 0..b {
-        let gi = (lo + k) % total;
-        let xg = g.x_full.index_axis(Axis(0), gi);
-        for ch in 0..c {
-            x.extend(xg.index_axis(Axis(2), ch).iter().map(|v| v * s));
-            pos.push(g.coords_relative[[gi, 0, 0, ch]] as f32);
-            pos.push(g.coords_relative[[gi, 0, 1, ch]] as f32);
-        }
-    }
-    let x = Tensor::from_data(TensorData::new(x, [b, c, n, n]), (device, DType::F32));
-    let pos = Tensor::from_data(TensorData::new(pos, [b, c, 2]), (device, DType::F32));
-    (x, pos)
+    let idx: Vec<usize> = (lo..lo + b).map(|k| k % inputs.g).collect();
+    inputs.batch(&idx, device)
 }
 
 /// Best time of an `n×n` f32 matmul through the backend, result read back.
@@ -566,12 +659,12 @@ pub fn bench_train(
     let n_groups = b * (steps + 1);
     let raw = simulated(n, (n_groups * c).max(64))?;
     let g = grouped(&raw, &params, n_groups)?;
-    let s = params.intensity_scale();
+    let inputs = ModelInputs::from_grouped(&g, params.intensity_scale(), OffsetSource::Nominal);
     let ad = device.clone().autodiff();
     let mut model = PtychoPinn::new(&params, &ad)?;
     let mut opt = TrainStep::new(LossWeights::default());
     let batches: Vec<_> = (0..=steps)
-        .map(|k| batch_tensors(&g, s, k * b, b, &ad))
+        .map(|k| batch_tensors(&inputs, k * b, b, &ad))
         .collect();
     let mut timed = 0.0;
     let mut cpu = 0.0;
@@ -612,11 +705,11 @@ pub fn bench_infer(
     let params = params_for(64, 1)?;
     let raw = simulated(64, patterns.max(64))?;
     let g = grouped(&raw, &params, patterns)?;
-    let s = params.intensity_scale();
+    let inputs = ModelInputs::from_grouped(&g, params.intensity_scale(), OffsetSource::Nominal);
     let model = PtychoPinn::new(&params, device)?;
     let n = 64;
     let run = |lo: usize, b: usize| -> Result<(Vec<f64>, Vec<f64>), BenchError> {
-        let (x, pos) = batch_tensors(&g, s, lo, b, device);
+        let (x, pos) = batch_tensors(&inputs, lo, b, device);
         let (re, im) = model.diffraction_to_obj(x, pos)?;
         Ok((ops::to_vec_f64(re), ops::to_vec_f64(im)))
     };
@@ -670,7 +763,7 @@ pub fn bench_profile(device: &Device, reps: usize) -> Result<ProfileBench, Bench
     let b = 16;
     let raw = simulated(64, 64)?;
     let g = grouped(&raw, &params, b)?;
-    let s = params.intensity_scale();
+    let inputs = ModelInputs::from_grouped(&g, params.intensity_scale(), OffsetSource::Nominal);
     let reps = reps.max(1);
     let time = |f: &mut dyn FnMut() -> Result<(), BenchError>| -> Result<f64, BenchError> {
         f()?;
@@ -681,7 +774,7 @@ pub fn bench_profile(device: &Device, reps: usize) -> Result<ProfileBench, Bench
         Ok(t.elapsed().as_secs_f64() / reps as f64)
     };
     let model = PtychoPinn::new(&params, device)?;
-    let (x, pos) = batch_tensors(&g, s, 0, b, device);
+    let (x, pos) = batch_tensors(&inputs, 0, b, device);
     let network_s = time(&mut || {
         let (a, phi) = model.amp_phase(x.clone());
         let _ = ops::to_vec_f64(a.slice([0..1, 0..1, 0..1, 0..1]));
@@ -695,7 +788,7 @@ pub fn bench_profile(device: &Device, reps: usize) -> Result<ProfileBench, Bench
     })?;
     let ad = device.clone().autodiff();
     let mut model = PtychoPinn::new(&params, &ad)?;
-    let (x, pos) = batch_tensors(&g, s, 0, b, &ad);
+    let (x, pos) = batch_tensors(&inputs, 0, b, &ad);
     let autoencoder_autodiff_s = time(&mut || {
         let out = model.autoencoder(x.clone(), pos.clone())?;
         let _ = ops::to_vec_f64(out.pred_amp_scaled.slice([0..1, 0..1, 0..1, 0..1]));
@@ -771,6 +864,87 @@ mod tests {
         assert!((f - 8.0 * 6.3 / 100.0).abs() < 1e-12);
         assert_eq!(r.targets.len(), 2);
         assert!(r.targets.iter().all(|t| t.met));
+    }
+
+    fn report_with(
+        device: &str,
+        sgemm: f64,
+        samples_per_s: f64,
+        patterns_per_s: f64,
+    ) -> BenchReport {
+        BenchReport {
+            device: device.into(),
+            sgemm: Some(SgemmBench {
+                n: 1024,
+                reps: 1,
+                best_s: 0.02,
+                gflops: sgemm,
+                gflop_per_cpu_s: None,
+            }),
+            train: Some(TrainPart {
+                configs: vec![TrainBench {
+                    n: 64,
+                    gridsize: 1,
+                    nfs: 2,
+                    batch: 16,
+                    steps: 1,
+                    s_per_step: 16.0 / samples_per_s,
+                    samples_per_s,
+                    cpu_s_per_sample: None,
+                    peak_rss_mib_after: None,
+                }],
+                peak_rss_mib: None,
+            }),
+            infer: Some(InferBench {
+                patterns: 64,
+                batch: 32,
+                model_patterns_per_s: patterns_per_s,
+                end_to_end_patterns_per_s: patterns_per_s,
+                cpu_s_per_pattern: None,
+                stitch_s: 0.001,
+                peak_rss_mib: None,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn targets_depend_on_the_device() {
+        // 10 samples/s against 100 GFLOP/s is 0.63 of the roofline: enough for flex (0.4), not
+        // for tch (0.9); 100 patterns/s beats flex's 45 but not tch's 135; cuda has no CPU target.
+        let mut flex = report_with("flex", 100.0, 10.0, 100.0);
+        flex.finish();
+        assert_eq!(flex.targets.len(), 2);
+        assert!(flex.targets.iter().all(|t| t.met), "{:?}", flex.targets);
+        let mut tch = report_with("tch-cpu", 100.0, 10.0, 100.0);
+        tch.finish();
+        assert_eq!(tch.targets.len(), 2);
+        assert!(tch.targets.iter().all(|t| !t.met), "{:?}", tch.targets);
+        assert_eq!(tch.targets[1].target, ">= 135");
+        let mut cuda = report_with("cuda", 100.0, 10.0, 100.0);
+        cuda.finish();
+        assert!(cuda.targets.is_empty(), "{:?}", cuda.targets);
+    }
+
+    #[test]
+    fn suite_compares_each_device_with_the_first() {
+        let suite = BenchSuite::new(vec![
+            report_with("flex", 50.0, 8.0, 20.0),
+            report_with("tch-cpu", 150.0, 24.0, 90.0),
+        ]);
+        assert_eq!(suite.best_sgemm_gflops, Some(150.0));
+        assert_eq!(suite.relative.len(), 1);
+        let r = &suite.relative[0];
+        assert_eq!(
+            (r.device.as_str(), r.baseline.as_str()),
+            ("tch-cpu", "flex")
+        );
+        assert!((r.train_speedup.unwrap() - 3.0).abs() < 1e-12);
+        assert!((r.infer_speedup.unwrap() - 4.5).abs() < 1e-12);
+        assert!((r.roofline_fraction_vs_best_sgemm.unwrap() - 24.0 * 6.3 / 150.0).abs() < 1e-12);
+        let json = serde_json::to_string(&suite).unwrap();
+        let back: BenchSuite = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.runs.len(), 2);
     }
 
     #[test]

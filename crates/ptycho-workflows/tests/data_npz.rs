@@ -291,6 +291,27 @@ fn pickled_metadata_and_unknown_keys_are_skipped() {
     );
     let raw = RawData::from_npz(&p).unwrap();
     assert_eq!(raw.n_points(), 2);
+    assert_eq!(
+        raw.metadata_nphotons, None,
+        "unreadable pickle must be ignored"
+    );
+}
+
+/// A file written by numpy the way the reference simulator writes `_metadata` (see
+/// `fixtures/make_metadata_fixture.py`): its nphotons is read; files without it give `None`.
+#[test]
+fn simulator_metadata_nphotons_is_read_from_a_numpy_file() {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/metadata_nphotons_1e6.npz");
+    let raw = RawData::from_npz(&fixture).unwrap();
+    assert_eq!((raw.n_points(), raw.n()), (4, 8));
+    assert_eq!(raw.metadata_nphotons, Some(1e6));
+    assert_eq!(raw.select(&[1, 2]).metadata_nphotons, Some(1e6));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("plain.npz");
+    raw.write_npz(&p).unwrap();
+    assert_eq!(RawData::from_npz(&p).unwrap().metadata_nphotons, None);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use ptycho_model::DeviceKind;
-use ptycho_workflows::bench::{BenchOptions, BenchPart, BenchReport, run_part};
+use ptycho_workflows::bench::{BenchOptions, BenchPart, BenchReport, BenchSuite, run_part};
 
 /// Part selector on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -51,7 +51,8 @@ pub struct BenchArgs {
     /// Print the report as JSON on stdout (otherwise a table).
     #[arg(long)]
     pub json: bool,
-    /// Backend/device: flex (cpu), tch-cpu, cuda[:N], ndarray.
+    /// Backend/device: flex (cpu), tch-cpu, cuda[:N], ndarray; several separated by commas
+    /// (`flex,tch-cpu`) run one after another and are compared with the first.
     #[arg(long, default_value = "flex")]
     pub device: String,
     /// Fewer steps and only N=64 gs=1 training (about 30 s).
@@ -66,48 +67,121 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
-    let device: DeviceKind = args.device.parse()?;
-    let opts = BenchOptions {
+    let devices = parse_devices(&args.device)?;
+    if let Some(part) = args.only {
+        let [device] = devices.as_slice() else {
+            bail!(
+                "--only runs one part on one device; got --device {}",
+                args.device
+            );
+        };
+        let opts = options(args, *device);
+        let mut report = BenchReport::new(&opts);
+        report.merge(run_part(part.into(), &opts)?);
+        report.finish();
+        return print_reports(args, vec![report]);
+    }
+    // Fail before the first (long) run if a device is not compiled in.
+    for d in &devices {
+        d.to_device()?;
+    }
+    let mut reports = Vec::new();
+    for d in devices {
+        reports.push(run_device(args, d)?);
+    }
+    print_reports(args, reports)
+}
+
+/// `--device flex,tch-cpu` → the devices in order (duplicates removed).
+fn parse_devices(s: &str) -> anyhow::Result<Vec<DeviceKind>> {
+    let mut out: Vec<DeviceKind> = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let d: DeviceKind = part.parse()?;
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    if out.is_empty() {
+        bail!("--device: no device named in {s:?}");
+    }
+    Ok(out)
+}
+
+fn options(args: &BenchArgs, device: DeviceKind) -> BenchOptions {
+    BenchOptions {
         device,
         quick: args.quick,
         infer_batch: args.infer_batch,
-    };
-    let mut report = BenchReport::new(&opts);
-    if let Some(part) = args.only {
-        report.merge(run_part(part.into(), &opts)?);
-    } else {
-        let exe = std::env::current_exe().context("locating the ptycho executable")?;
-        for part in BenchPart::ALL {
-            eprintln!("bench: {} ...", part_name(part));
-            let mut cmd = Command::new(&exe);
-            cmd.args(["bench", "--json", "--device", &args.device, "--only"])
-                .arg(part_name(part))
-                .arg("--infer-batch")
-                .arg(args.infer_batch.to_string());
-            if args.quick {
-                cmd.arg("--quick");
-            }
-            let out = cmd.output().with_context(|| {
-                format!("running {} bench --only {}", exe.display(), part_name(part))
-            })?;
-            if !out.status.success() {
-                bail!(
-                    "bench part `{}` failed ({}): {}",
-                    part_name(part),
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-            }
-            let child: BenchReport = serde_json::from_slice(&out.stdout)
-                .with_context(|| format!("parsing the JSON of bench part `{}`", part_name(part)))?;
-            report.merge(child);
+    }
+}
+
+/// Every part on one device, each in a child process (separate peak RSS), merged.
+fn run_device(args: &BenchArgs, device: DeviceKind) -> anyhow::Result<BenchReport> {
+    let mut report = BenchReport::new(&options(args, device));
+    let exe = std::env::current_exe().context("locating the ptycho executable")?;
+    let name = device.to_string();
+    for part in BenchPart::ALL {
+        eprintln!("bench: {name}: {} ...", part_name(part));
+        let mut cmd = Command::new(&exe);
+        cmd.args(["bench", "--json", "--device", &name, "--only"])
+            .arg(part_name(part))
+            .arg("--infer-batch")
+            .arg(args.infer_batch.to_string());
+        if args.quick {
+            cmd.arg("--quick");
         }
+        let out = cmd.output().with_context(|| {
+            format!("running {} bench --only {}", exe.display(), part_name(part))
+        })?;
+        if !out.status.success() {
+            bail!(
+                "bench part `{}` on {name} failed ({}): {}",
+                part_name(part),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let child: BenchReport = serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("parsing the JSON of bench part `{}`", part_name(part)))?;
+        report.merge(child);
     }
     report.finish();
+    Ok(report)
+}
+
+/// One device: its report (JSON object or table). Several: a [`BenchSuite`] with the speedups
+/// of each device over the first.
+fn print_reports(args: &BenchArgs, mut reports: Vec<BenchReport>) -> anyhow::Result<ExitCode> {
+    if reports.len() == 1 {
+        let report = reports.remove(0);
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print_table(&report);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let suite = BenchSuite::new(reports);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_table(&report);
+        println!("{}", serde_json::to_string_pretty(&suite)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for r in &suite.runs {
+        print_table(r);
+        println!();
+    }
+    if let Some(g) = suite.best_sgemm_gflops {
+        println!("best sgemm in this run       {g:8.1} GFLOP/s");
+    }
+    for r in &suite.relative {
+        println!(
+            "{} vs {}: train {:.2}x, infer + stitch {:.2}x, roofline vs best sgemm {:.3}",
+            r.device,
+            r.baseline,
+            r.train_speedup.unwrap_or(f64::NAN),
+            r.infer_speedup.unwrap_or(f64::NAN),
+            r.roofline_fraction_vs_best_sgemm.unwrap_or(f64::NAN)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -87,6 +87,13 @@ fn absolute(path: &Path) -> PathBuf {
         .unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// The photon count to train with instead of the configured one, if any: like the reference's
+/// `train.py`, the training file's `_metadata` nphotons wins over the defaults and the config
+/// file, but an explicit `--nphotons` flag wins over the file.
+fn metadata_nphotons(configured: f64, metadata: Option<f64>, flag_given: bool) -> Option<f64> {
+    metadata.filter(|&m| !flag_given && m != configured)
+}
+
 pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let resume = args.resume.is_some();
     let cfg = match &args.resume {
@@ -116,6 +123,25 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let raw = RawData::from_npz(&train_path)?;
+    let cfg = match metadata_nphotons(
+        cfg.nphotons,
+        raw.metadata_nphotons,
+        args.training.overrides.nphotons.is_some(),
+    ) {
+        Some(n) => {
+            if !args.quiet {
+                eprintln!(
+                    "note: nphotons {n:e} from the _metadata of {} (configured: {:e}); --nphotons overrides it",
+                    train_path.display(),
+                    cfg.nphotons
+                );
+            }
+            let mut c = cfg.into_inner();
+            c.nphotons = n;
+            c.validate()?
+        }
+        None => cfg,
+    };
     let opts = TrainOptions {
         device: args.device,
         quiet: args.quiet,
@@ -198,6 +224,14 @@ mod tests {
 
     fn parse(argv: &[&str]) -> Result<TrainArgs, clap::Error> {
         Harness::try_parse_from(std::iter::once("t").chain(argv.iter().copied())).map(|h| h.args)
+    }
+
+    #[test]
+    fn metadata_nphotons_wins_unless_the_flag_is_given() {
+        assert_eq!(metadata_nphotons(1e9, Some(1e6), false), Some(1e6));
+        assert_eq!(metadata_nphotons(1e9, Some(1e6), true), None);
+        assert_eq!(metadata_nphotons(1e9, Some(1e9), false), None);
+        assert_eq!(metadata_nphotons(1e9, None, false), None);
     }
 
     #[test]

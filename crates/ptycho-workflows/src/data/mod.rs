@@ -1,5 +1,6 @@
 //! The raw scan dataset (`RawData`) and its NPZ contract (spec §2.1, §2.2).
 
+mod metadata;
 mod npz;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +37,9 @@ pub struct RawData {
     pub scan_index: Option<Array1<i64>>,
     /// Precomputed ground-truth patches `(M, N, N)`, if present.
     pub y: Option<Array3<Complex32>>,
+    /// Photons per pattern recorded by the simulator in the file's `_metadata`
+    /// (`physics_parameters.nphotons`), if any; `ptycho train` uses it unless `--nphotons` is given.
+    pub metadata_nphotons: Option<f64>,
 }
 
 const MEMORY: &str = "<in-memory RawData>";
@@ -69,6 +73,7 @@ impl RawData {
             object_guess,
             scan_index: None,
             y: None,
+            metadata_nphotons: None,
         };
         raw.validate(Path::new(MEMORY))?;
         Ok(raw)
@@ -160,13 +165,15 @@ impl RawData {
 
     /// Read an NPZ of the reference schema (spec §2.1). Accepts float32/float64 and
     /// complex64/complex128, compressed or stored; `diff3d` or `diffraction`; the legacy
-    /// `(N, N, M)` layout; a trailing singleton channel. Unknown keys and pickled object arrays
-    /// (e.g. `_metadata`) are skipped with a warning.
+    /// `(N, N, M)` layout; a trailing singleton channel. `_metadata` (the simulator's pickled
+    /// JSON) is read only for its `nphotons`; other unknown keys are skipped with a warning.
     pub fn from_npz(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let mut r = Reader::open(path)?;
         for (key, info) in &r.entries {
-            if !npz::CONTRACT_KEYS.contains(&key.as_str()) && key != "ground_truth_patches" {
+            if !npz::CONTRACT_KEYS.contains(&key.as_str())
+                && !["ground_truth_patches", "_metadata"].contains(&key.as_str())
+            {
                 tracing::warn!(file = %path.display(), key = %key, dtype = %info.descr, shape = ?info.shape, "skipping unknown NPZ key");
             }
         }
@@ -266,6 +273,7 @@ impl RawData {
             object_guess,
             scan_index,
             y,
+            metadata_nphotons: metadata::metadata_nphotons(path),
         };
         raw.validate(r.path())?;
         Ok(raw)
@@ -311,6 +319,7 @@ impl RawData {
             object_guess: self.object_guess.clone(),
             scan_index: self.scan_index.as_ref().map(|s| s.select(Axis(0), idx)),
             y: self.y.as_ref().map(|y| y.select(Axis(0), idx)),
+            metadata_nphotons: self.metadata_nphotons,
         }
     }
 }
