@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::RawData;
 use crate::error::WorkflowError;
 use crate::grouping::{GroupedData, GroupingOptions, group};
+use crate::infer::{predict_object_patches, prediction_streams};
 use crate::model_inputs::{ModelInputs, OffsetSource};
 use crate::simulate::{SimulationOptions, simulate_lines};
 use crate::stitch::reassemble_position;
@@ -31,6 +32,10 @@ use crate::stitch::reassemble_position;
 pub const TRAIN_GFLOP_PER_SAMPLE: f64 = 6.3;
 /// Forward FLOPs of one sample (same configuration).
 pub const FORWARD_GFLOP_PER_SAMPLE: f64 = 2.1;
+
+fn one() -> usize {
+    1
+}
 
 /// Errors of the benchmark (wraps the model and workflow errors it can meet).
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +166,9 @@ pub struct TrainPart {
 pub struct InferBench {
     pub patterns: usize,
     pub batch: usize,
+    /// Batches in flight at once (see `infer::prediction_streams`).
+    #[serde(default = "one")]
+    pub streams: usize,
     /// `diffraction_to_obj` incl. upload and readback, patterns per second.
     pub model_patterns_per_s: f64,
     /// Upload, model, readback, conversion and stitching (M = 20), patterns per second.
@@ -440,8 +448,13 @@ pub fn run_part(part: BenchPart, opts: &BenchOptions) -> Result<BenchReport, Ben
             });
         }
         BenchPart::Infer => {
-            let patterns = if opts.quick { 64 } else { 256 };
-            let mut i = bench_infer(&device, patterns, opts.infer_batch.max(1))?;
+            let patterns = if opts.quick { 64 } else { 512 };
+            let mut i = bench_infer(
+                &device,
+                patterns,
+                opts.infer_batch.max(1),
+                prediction_streams(opts.device),
+            )?;
             i.peak_rss_mib = peak_rss_mib();
             report.infer = Some(i);
         }
@@ -696,43 +709,30 @@ pub fn bench_train(
 }
 
 /// Inference at N = 64, gridsize 1: `patterns` groups in batches of `batch` (one warm-up batch
-/// excluded), model only, then end to end (upload, model, readback, complex patches, stitching).
+/// excluded), model only, then end to end (upload, model, readback, complex patches, stitching),
+/// through the same batched prediction as `ptycho infer` ([`predict_object_patches`], with
+/// `streams` batches in flight).
 pub fn bench_infer(
     device: &Device,
     patterns: usize,
     batch: usize,
+    streams: usize,
 ) -> Result<InferBench, BenchError> {
     let params = params_for(64, 1)?;
     let raw = simulated(64, patterns.max(64))?;
     let g = grouped(&raw, &params, patterns)?;
     let inputs = ModelInputs::from_grouped(&g, params.intensity_scale(), OffsetSource::Nominal);
     let model = PtychoPinn::new(&params, device)?;
-    let n = 64;
-    let run = |lo: usize, b: usize| -> Result<(Vec<f64>, Vec<f64>), BenchError> {
-        let (x, pos) = batch_tensors(&inputs, lo, b, device);
-        let (re, im) = model.diffraction_to_obj(x, pos)?;
-        Ok((ops::to_vec_f64(re), ops::to_vec_f64(im)))
-    };
-    run(0, batch)?;
+    let (x, pos) = batch_tensors(&inputs, 0, batch, device);
+    let (re, _) = model.diffraction_to_obj(x, pos)?;
+    let _ = ops::to_vec_f64(re);
     let t = Instant::now();
-    for lo in (0..patterns).step_by(batch) {
-        run(lo, batch.min(patterns - lo))?;
-    }
+    let _ = predict_object_patches(&model, &inputs, batch, streams, device)?;
     let model_s = t.elapsed().as_secs_f64();
 
     let c0 = process_cpu_s();
     let t = Instant::now();
-    let mut patches = Array3::<Complex32>::zeros((patterns, n, n));
-    for lo in (0..patterns).step_by(batch) {
-        let b = batch.min(patterns - lo);
-        let (re, im) = run(lo, b)?;
-        let dst = patches
-            .as_slice_mut()
-            .ok_or_else(|| BenchError::Config("patch buffer not contiguous".into()))?;
-        for (k, (r, i)) in re.iter().zip(&im).enumerate() {
-            dst[lo * n * n + k] = Complex32::new(*r as f32, *i as f32);
-        }
-    }
+    let patches = predict_object_patches(&model, &inputs, batch, streams, device)?;
     let centres: Vec<[f64; 2]> = (0..patterns)
         .map(|k| {
             [
@@ -749,6 +749,7 @@ pub fn bench_infer(
     Ok(InferBench {
         patterns,
         batch,
+        streams,
         model_patterns_per_s: patterns as f64 / model_s,
         end_to_end_patterns_per_s: patterns as f64 / e2e_s,
         cpu_s_per_pattern: cpu.map(|c| c / patterns as f64),
@@ -898,6 +899,7 @@ mod tests {
             infer: Some(InferBench {
                 patterns: 64,
                 batch: 32,
+                streams: 1,
                 model_patterns_per_s: patterns_per_s,
                 end_to_end_patterns_per_s: patterns_per_s,
                 cpu_s_per_pattern: None,

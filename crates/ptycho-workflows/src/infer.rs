@@ -398,12 +398,43 @@ fn predict_patches(
     opts: &InferOptions,
     device: &Device,
 ) -> Result<Array3<Complex32>> {
-    let (g, n, _, _) = grouped.x_full.dim();
     let inputs = ModelInputs::from_grouped(grouped, s, OffsetSource::Nominal);
-    let mut out = Array3::<Complex32>::zeros((g, n, n));
-    let mut start = 0;
-    while start < g {
-        let end = (start + opts.batch_size).min(g);
+    predict_object_patches(
+        model,
+        &inputs,
+        opts.batch_size,
+        prediction_streams(opts.device),
+        device,
+    )
+}
+
+/// Batches run concurrently by [`predict_object_patches`] on `device`: two on the flex CPU
+/// backend (its kernels leave a core idle in their serial parts, which the other batch fills:
+/// 33 → 42–49 patterns/s on 2 cores, see plans/BENCHMARKS.md), one elsewhere (libtorch and CUDA
+/// schedule their own threads).
+pub fn prediction_streams(device: DeviceKind) -> usize {
+    match device {
+        DeviceKind::Flex => 2,
+        _ => 1,
+    }
+}
+
+/// `diffraction_to_obj` over all groups of `inputs` in batches of `batch_size`, `streams`
+/// batches at a time (each on its own thread, sharing the model and the backend's thread pool);
+/// returns the object patches `(G, N, N)` in group order.
+pub fn predict_object_patches(
+    model: &PtychoPinn,
+    inputs: &ModelInputs,
+    batch_size: usize,
+    streams: usize,
+    device: &Device,
+) -> Result<Array3<Complex32>> {
+    let (g, n) = (inputs.g, inputs.n);
+    let batch_size = batch_size.max(1);
+    let starts: Vec<usize> = (0..g).step_by(batch_size).collect();
+    let streams = streams.clamp(1, starts.len().max(1));
+    let run_batch = |start: usize| -> Result<(usize, Vec<f32>, Vec<f32>)> {
+        let end = (start + batch_size).min(g);
         let b = end - start;
         let idx: Vec<usize> = (start..end).collect();
         let (x, pos) = inputs.batch(&idx, device);
@@ -418,11 +449,51 @@ fn predict_patches(
             }
             .into());
         }
-        for (k, (r, i)) in re.iter().zip(&im).enumerate() {
-            let (bi, rest) = (k / (n * n), k % (n * n));
-            out[[start + bi, rest / n, rest % n]] = Complex32::new(*r, *i);
+        Ok((start, re, im))
+    };
+    let mut out = Array3::<Complex32>::zeros((g, n, n));
+    let mut place = |(start, re, im): (usize, Vec<f32>, Vec<f32>)| {
+        let flat = out
+            .as_slice_mut()
+            .expect("a freshly allocated array is contiguous");
+        let dst = &mut flat[start * n * n..start * n * n + re.len()];
+        for ((d, r), i) in dst.iter_mut().zip(&re).zip(&im) {
+            *d = Complex32::new(*r, *i);
         }
-        start = end;
+    };
+    if streams == 1 {
+        for &start in &starts {
+            place(run_batch(start)?);
+        }
+        return Ok(out);
+    }
+    let results: Vec<Result<Vec<(usize, Vec<f32>, Vec<f32>)>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..streams)
+            .map(|k| {
+                let starts = &starts;
+                let run_batch = &run_batch;
+                scope.spawn(move || {
+                    starts
+                        .iter()
+                        .skip(k)
+                        .step_by(streams)
+                        .map(|&start| run_batch(start))
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(r) => r,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    });
+    for r in results {
+        for batch in r? {
+            place(batch);
+        }
     }
     Ok(out)
 }
