@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::RawData;
 use crate::error::WorkflowError;
 use crate::grouping::{GroupedData, GroupingOptions, group};
-use crate::infer::{predict_object_patches, prediction_streams};
+use crate::infer::{predict_object_patches, prediction_batch, prediction_streams};
 use crate::model_inputs::{ModelInputs, OffsetSource};
 use crate::simulate::{SimulationOptions, simulate_lines};
 use crate::stitch::reassemble_position;
@@ -93,6 +93,8 @@ pub struct BenchOptions {
     pub quick: bool,
     /// Groups per inference batch (32 by default).
     pub infer_batch: usize,
+    /// Inference batches in flight; `None` = what `ptycho infer` uses on the device.
+    pub infer_streams: Option<usize>,
 }
 
 /// sgemm through the backend: `n×n · n×n` f32.
@@ -437,8 +439,8 @@ pub fn run_part(part: BenchPart, opts: &BenchOptions) -> Result<BenchReport, Ben
             for &(n, gs) in configs {
                 let steps = match (opts.quick, n) {
                     (true, _) => 1,
-                    (false, 64) => 3,
-                    (false, _) => 2,
+                    (false, 64) => 5,
+                    (false, _) => 3,
                 };
                 out.push(bench_train(&device, n, gs, 16, steps)?);
             }
@@ -452,8 +454,10 @@ pub fn run_part(part: BenchPart, opts: &BenchOptions) -> Result<BenchReport, Ben
             let mut i = bench_infer(
                 &device,
                 patterns,
-                opts.infer_batch.max(1),
-                prediction_streams(opts.device),
+                prediction_batch(opts.device, opts.infer_batch),
+                opts.infer_streams
+                    .unwrap_or_else(|| prediction_streams(opts.device))
+                    .max(1),
             )?;
             i.peak_rss_mib = peak_rss_mib();
             report.infer = Some(i);
@@ -835,6 +839,7 @@ mod tests {
             device: DeviceKind::Flex,
             quick: true,
             infer_batch: 32,
+            infer_streams: None,
         });
         r.merge(BenchReport {
             sgemm: Some(SgemmBench {

@@ -58,9 +58,12 @@ pub struct BenchArgs {
     /// Fewer steps and only N=64 gs=1 training (about 30 s).
     #[arg(long)]
     pub quick: bool,
-    /// Groups per inference batch.
+    /// Groups per inference batch (as `ptycho infer --batch-size`: at most 16 on tch-cpu).
     #[arg(long, default_value_t = 32)]
     pub infer_batch: usize,
+    /// Inference batches in flight at once. Default: as `ptycho infer` (2 on flex, 1 elsewhere).
+    #[arg(long)]
+    pub infer_streams: Option<usize>,
     /// Run only this part, in this process.
     #[arg(long, value_enum)]
     pub only: Option<PartArg>,
@@ -112,6 +115,7 @@ fn options(args: &BenchArgs, device: DeviceKind) -> BenchOptions {
         device,
         quick: args.quick,
         infer_batch: args.infer_batch,
+        infer_streams: args.infer_streams,
     }
 }
 
@@ -127,6 +131,9 @@ fn run_device(args: &BenchArgs, device: DeviceKind) -> anyhow::Result<BenchRepor
             .arg(part_name(part))
             .arg("--infer-batch")
             .arg(args.infer_batch.to_string());
+        if let Some(k) = args.infer_streams {
+            cmd.arg("--infer-streams").arg(k.to_string());
+        }
         if args.quick {
             cmd.arg("--quick");
         }

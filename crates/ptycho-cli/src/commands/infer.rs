@@ -45,7 +45,8 @@ pub struct InferArgs {
         default_value_t = 20
     )]
     pub stitch_crop: usize,
-    /// Groups per forward pass (≥ 1); larger is faster but needs more memory.
+    /// Groups per forward pass (≥ 1); more needs more memory. On flex two passes run at once;
+    /// on tch-cpu a pass holds at most 16 groups (faster there).
     #[arg(
         long,
         visible_alias = "batch_size",
