@@ -429,6 +429,9 @@ pub fn prediction_streams(device: DeviceKind) -> usize {
     }
 }
 
+/// One predicted batch: first group index, real and imaginary parts `(b, N, N)` flattened.
+type BatchPatches = (usize, Vec<f32>, Vec<f32>);
+
 /// `diffraction_to_obj` over all groups of `inputs` in batches of `batch_size`, `streams`
 /// batches at a time (each on its own thread, sharing the model and the backend's thread pool);
 /// returns the object patches `(G, N, N)` in group order.
@@ -443,7 +446,7 @@ pub fn predict_object_patches(
     let batch_size = batch_size.max(1);
     let starts: Vec<usize> = (0..g).step_by(batch_size).collect();
     let streams = streams.clamp(1, starts.len().max(1));
-    let run_batch = |start: usize| -> Result<(usize, Vec<f32>, Vec<f32>)> {
+    let run_batch = |start: usize| -> Result<BatchPatches> {
         let end = (start + batch_size).min(g);
         let b = end - start;
         let idx: Vec<usize> = (start..end).collect();
@@ -462,7 +465,7 @@ pub fn predict_object_patches(
         Ok((start, re, im))
     };
     let mut out = Array3::<Complex32>::zeros((g, n, n));
-    let mut place = |(start, re, im): (usize, Vec<f32>, Vec<f32>)| {
+    let mut place = |(start, re, im): BatchPatches| {
         let flat = out
             .as_slice_mut()
             .expect("a freshly allocated array is contiguous");
@@ -477,7 +480,7 @@ pub fn predict_object_patches(
         }
         return Ok(out);
     }
-    let results: Vec<Result<Vec<(usize, Vec<f32>, Vec<f32>)>>> = std::thread::scope(|scope| {
+    let results: Vec<Result<Vec<BatchPatches>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..streams)
             .map(|k| {
                 let starts = &starts;
