@@ -231,6 +231,34 @@ mod tests {
         assert_eq!(nphotons_from_npy(&numpy_pickle(&long)), Ok(Some(1e7)));
     }
 
+    /// Every truncation and many single-byte corruptions of a real pickle, plus random bytes,
+    /// are read without a panic (an error or some strings, never a crash).
+    #[test]
+    fn corrupted_pickles_never_panic() {
+        let good = numpy_pickle(r#"{"physics_parameters": {"nphotons": 1e6}}"#);
+        for cut in 0..good.len() {
+            let _ = nphotons_from_npy(&good[..cut]);
+        }
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let mut bad = good.clone();
+            for _ in 0..1 + next() % 3 {
+                let at = (next() as usize) % bad.len();
+                bad[at] = next() as u8;
+            }
+            let _ = nphotons_from_npy(&bad);
+            let len = (next() % 64) as usize;
+            let noise: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let _ = pickle_strings(&noise);
+        }
+    }
+
     #[test]
     fn bad_metadata_is_an_error_not_a_guess() {
         assert!(nphotons_from_npy(&numpy_pickle(r#"{"nphotons": -3}"#)).is_err());
