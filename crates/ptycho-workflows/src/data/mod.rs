@@ -273,7 +273,11 @@ impl RawData {
             object_guess,
             scan_index,
             y,
-            metadata_nphotons: metadata::metadata_nphotons(path),
+            metadata_nphotons: if r.has("_metadata") {
+                metadata::metadata_nphotons(path)
+            } else {
+                None
+            },
         };
         raw.validate(r.path())?;
         Ok(raw)
