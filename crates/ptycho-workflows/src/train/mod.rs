@@ -136,7 +136,10 @@ fn io_err(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> T
 }
 
 /// Params with the normalised probe and the intensity scale attached.
-fn runtime_params(cfg: &Valid<TrainingConfig>, raw: &RawData) -> Result<Params, TrainError> {
+/// The params a training run on `raw` uses (CONFIG-001: built before anything reads them): the
+/// config's flat view plus the training data's probe, normalised to `probe_scale` (spec §4.7),
+/// and the intensity scale `sqrt(nphotons)/(N/2)`. Errors when `raw` does not fit the config's N.
+pub fn training_params(cfg: &Valid<TrainingConfig>, raw: &RawData) -> Result<Params, TrainError> {
     let params = Params::from_training(cfg);
     let n = params.n();
     if raw.n() != n {
@@ -272,7 +275,7 @@ fn run(
     let weights = LossWeights::from_training(cfg)?;
 
     // CONFIG-001: params first; everything below takes them as an argument.
-    let params = runtime_params(cfg, raw)?;
+    let params = training_params(cfg, raw)?;
     let images = cfg.n_subsample.unwrap_or(cfg.n_groups);
     let sub;
     let raw = if images < raw.n_points() {
