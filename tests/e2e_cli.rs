@@ -125,6 +125,7 @@ fn simulate_writes_reference_keys_and_noise_free_forward_model() {
     assert_eq!(
         npz_keys(&clean),
         [
+            "_metadata",
             "diff3d",
             "objectGuess",
             "probeGuess",
@@ -138,6 +139,8 @@ fn simulate_writes_reference_keys_and_noise_free_forward_model() {
     let raw = RawData::from_npz(&clean).unwrap();
     assert_eq!(raw.n_points(), 16);
     assert_eq!(raw.n(), 64);
+    // `_metadata` records the photon count (the default, 1e9), as the reference simulator does.
+    assert_eq!(raw.metadata_nphotons, Some(1e9));
     let obj = raw.object_guess.clone().unwrap();
     assert_eq!(obj.dim(), (128, 128));
     // diff3d is exactly the forward model of its own objectGuess, probeGuess and coordinates.

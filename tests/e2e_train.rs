@@ -11,9 +11,15 @@ use ptycho_e2e::ptycho_bin;
 use ptycho_workflows::{SimulationOptions, simulate_lines};
 
 fn write_data(dir: &Path, seed: u64) -> PathBuf {
+    write_data_with(dir, seed, SimulationOptions::default().nphotons)
+}
+
+/// 40 simulated patterns; the file's `_metadata` records `nphotons`.
+fn write_data_with(dir: &Path, seed: u64, nphotons: f64) -> PathBuf {
     let raw = simulate_lines(&SimulationOptions {
         n_images: 40,
         seed,
+        nphotons,
         ..Default::default()
     })
     .unwrap();
@@ -77,7 +83,8 @@ fn checkpoint_state(path: &Path) -> serde_json::Value {
 #[test]
 fn train_writes_an_archive_and_reports_errors_on_one_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = write_data(tmp.path(), 3);
+    // Simulated with 1e6 photons: training takes that from the file's `_metadata`, not 1e9.
+    let data = write_data_with(tmp.path(), 3, 1e6);
     let out_dir = tmp.path().join("out");
     let mut args = vec![
         "train".to_string(),
@@ -106,6 +113,10 @@ fn train_writes_an_archive_and_reports_errors_on_one_line() {
     }
     let info = ptycho_persist::inspect_archive(&out_dir.join("wts.h5.zip")).unwrap();
     assert_eq!(info.models.len(), 2);
+    assert_eq!(info.params["nphotons"], serde_json::json!(1e6));
+    // intensity_scale = sqrt(nphotons) / (N / 2) with N = 64.
+    let scale = info.params["intensity_scale"].as_f64().unwrap();
+    assert!((scale - 1e3 / 32.0).abs() < 1e-9, "intensity_scale {scale}");
 
     // Same directory again: refused, one line, non-zero exit; --overwrite is accepted.
     let again = ptycho(&args);

@@ -297,21 +297,43 @@ fn pickled_metadata_and_unknown_keys_are_skipped() {
     );
 }
 
-/// A file written by numpy the way the reference simulator writes `_metadata` (see
-/// `fixtures/make_metadata_fixture.py`): its nphotons is read; files without it give `None`.
+/// Files written by numpy the way the reference simulator writes `_metadata` (see
+/// `fixtures/make_metadata_fixture.py`): a pickled object array (older reference) and a unicode
+/// array (current reference). Their nphotons is read, survives `select`, and is written back in
+/// the unicode form; files without it give `None`.
 #[test]
-fn simulator_metadata_nphotons_is_read_from_a_numpy_file() {
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/metadata_nphotons_1e6.npz");
-    let raw = RawData::from_npz(&fixture).unwrap();
-    assert_eq!((raw.n_points(), raw.n()), (4, 8));
-    assert_eq!(raw.metadata_nphotons, Some(1e6));
-    assert_eq!(raw.select(&[1, 2]).metadata_nphotons, Some(1e6));
-
+fn simulator_metadata_nphotons_is_read_from_numpy_files_and_written_back() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let tmp = tempfile::tempdir().unwrap();
-    let p = tmp.path().join("plain.npz");
-    raw.write_npz(&p).unwrap();
-    assert_eq!(RawData::from_npz(&p).unwrap().metadata_nphotons, None);
+    for name in [
+        "metadata_nphotons_1e6.npz",
+        "metadata_unicode_nphotons_1e6.npz",
+    ] {
+        let raw = RawData::from_npz(fixtures.join(name)).unwrap();
+        assert_eq!((raw.n_points(), raw.n()), (4, 8), "{name}");
+        assert_eq!(raw.metadata_nphotons, Some(1e6), "{name}");
+        assert_eq!(raw.select(&[1, 2]).metadata_nphotons, Some(1e6), "{name}");
+
+        let p = tmp.path().join(format!("rewritten-{name}"));
+        raw.write_npz(&p).unwrap();
+        let back = RawData::from_npz(&p).unwrap();
+        assert_eq!(back.metadata_nphotons, Some(1e6), "{name}");
+        assert_eq!(back.diff3d, raw.diff3d, "{name}");
+
+        let mut plain = raw.clone();
+        plain.metadata_nphotons = None;
+        let p = tmp.path().join(format!("plain-{name}"));
+        plain.write_npz(&p).unwrap();
+        assert_eq!(RawData::from_npz(&p).unwrap().metadata_nphotons, None);
+        let mut z = zip::ZipArchive::new(std::fs::File::open(&p).unwrap()).unwrap();
+        let names: Vec<String> = (0..z.len())
+            .map(|i| z.by_index(i).unwrap().name().unwrap().to_string())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n.starts_with("_metadata")),
+            "{names:?}"
+        );
+    }
 }
 
 #[test]

@@ -1,12 +1,20 @@
-//! The reference simulator's `_metadata` entry (spec §2.1, DATA-002): a pickled 0-d numpy object
-//! array holding one JSON string. Only that string is extracted, by walking the pickle's opcodes
-//! and collecting its text operands; no Python object is ever built, so a hostile pickle can at
-//! worst be unreadable. The reference's `train.py` trains with `physics_parameters.nphotons` (or a
-//! top-level `nphotons`) of this JSON instead of the configured photon count.
+//! The simulator's `_metadata` entry (spec §2.1, DATA-002): one JSON string in a 0-d numpy
+//! array. The reference wrote it as a pickled object array, and now writes a unicode array
+//! (`<U{k}`, readable without pickle); both are read, plus byte strings (`|S{k}`). From a pickle
+//! only the text is extracted, by walking its opcodes and collecting their string operands; no
+//! Python object is ever built, so a hostile pickle can at worst be unreadable. The reference's
+//! `train.py` trains with `physics_parameters.nphotons` (or a top-level `nphotons`) of this JSON
+//! instead of the configured photon count, and so does `ptycho train`.
+//!
+//! Files we write carry `_metadata` in the unicode form ([`UnicodeScalar`], [`metadata_json`]).
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Cursor, Read, Write};
 use std::path::Path;
+
+use ndarray_npy::{WriteNpyError, WriteNpyExt};
+
+use super::npz::read_npy_header;
 
 /// Largest `_metadata` entry read (bytes); the reference writes well under 2 KiB.
 const MAX_METADATA_BYTES: u64 = 1 << 20;
@@ -57,15 +65,14 @@ fn read_entry(path: &Path, name: &str) -> Result<Option<Vec<u8>>, String> {
     Ok(Some(out))
 }
 
-/// `nphotons` from the NPY bytes of a pickled object array whose text is a JSON object.
+/// `nphotons` from the NPY bytes of a 0-d array whose text is a JSON object.
 fn nphotons_from_npy(npy: &[u8]) -> Result<Option<f64>, String> {
-    let pickle = npy_payload(npy)?;
-    let strings = pickle_strings(pickle)?;
+    let strings = npy_strings(npy)?;
     let json = strings
         .iter()
         .filter_map(|s| serde_json::from_str::<serde_json::Value>(s).ok())
         .find(|v| v.is_object())
-        .ok_or("no JSON object in the pickled array")?;
+        .ok_or("no JSON object in the array")?;
     let n = json
         .get("physics_parameters")
         .and_then(|p| p.get("nphotons"))
@@ -77,21 +84,103 @@ fn nphotons_from_npy(npy: &[u8]) -> Result<Option<f64>, String> {
     }
 }
 
-/// The data after an NPY header (magic, version, header length, header).
-fn npy_payload(npy: &[u8]) -> Result<&[u8], String> {
-    if npy.len() < 10 || &npy[..6] != b"\x93NUMPY" {
-        return Err("not an NPY array".into());
+/// The text of a one-element NPY array: the string operands of a pickled object array, or the
+/// string of a unicode (`<U{k}`, `>U{k}`) or byte-string (`|S{k}`) array.
+fn npy_strings(npy: &[u8]) -> Result<Vec<String>, String> {
+    let (descr, shape, header_len) = read_npy_header(&mut Cursor::new(npy))?;
+    let payload = usize::try_from(header_len)
+        .ok()
+        .and_then(|h| npy.get(h..))
+        .ok_or("truncated NPY header")?;
+    if shape.iter().product::<usize>() != 1 {
+        return Err(format!("shape {shape:?}, expected a single string"));
     }
-    let (len, start) = match npy[6] {
-        1 => (u16::from_le_bytes([npy[8], npy[9]]) as usize, 10),
-        2 | 3 if npy.len() >= 12 => (
-            u32::from_le_bytes([npy[8], npy[9], npy[10], npy[11]]) as usize,
-            12,
-        ),
-        v => return Err(format!("unsupported NPY version {v}")),
+    let width = |rest: &str| -> Result<usize, String> {
+        rest.parse::<usize>()
+            .ok()
+            .filter(|&k| k <= MAX_METADATA_BYTES as usize)
+            .ok_or_else(|| format!("unsupported dtype {descr}"))
     };
-    npy.get(start + len..)
-        .ok_or_else(|| "truncated NPY header".to_string())
+    match descr.as_str() {
+        "|O" | "O" => pickle_strings(payload),
+        d if d.starts_with("<U") || d.starts_with(">U") || d.starts_with("=U") => {
+            let k = width(&d[2..])?;
+            let bytes = payload
+                .get(..4 * k)
+                .ok_or_else(|| format!("{k}-character string truncated"))?;
+            let text = bytes
+                .chunks_exact(4)
+                .map(|c| {
+                    let b = [c[0], c[1], c[2], c[3]];
+                    let u = if d.starts_with('>') {
+                        u32::from_be_bytes(b)
+                    } else {
+                        u32::from_le_bytes(b)
+                    };
+                    char::from_u32(u).ok_or_else(|| format!("invalid code point {u:#x}"))
+                })
+                .collect::<Result<String, String>>()?;
+            Ok(vec![text.trim_end_matches('\0').to_string()])
+        }
+        d if d.starts_with("|S") || d.starts_with("S") => {
+            let k = width(d.trim_start_matches('|').trim_start_matches('S'))?;
+            let bytes = payload
+                .get(..k)
+                .ok_or_else(|| format!("{k}-byte string truncated"))?;
+            let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+            String::from_utf8(bytes[..end].to_vec())
+                .map(|t| vec![t])
+                .map_err(|e| format!("byte string is not UTF-8: {e}"))
+        }
+        d => Err(format!("unsupported dtype {d}, expected a string")),
+    }
+}
+
+/// The `_metadata` JSON of a file we write, in the reference's layout (schema 1.0.0):
+/// `physics_parameters.nphotons` and `N`, plus who wrote it.
+pub(crate) fn metadata_json(nphotons: f64, n: usize) -> String {
+    serde_json::json!({
+        "schema_version": "1.0.0",
+        "creation_info": {
+            "script": "ptycho",
+            "ptycho_version": env!("CARGO_PKG_VERSION"),
+        },
+        "physics_parameters": { "nphotons": nphotons, "N": n },
+        "data_transformations": [],
+    })
+    .to_string()
+}
+
+/// A string written as a 0-d numpy unicode array (`np.array(text)`: dtype `<U{chars}`,
+/// UTF-32LE, shape `()`), the form the reference now stores `_metadata` in.
+pub(crate) struct UnicodeScalar(pub String);
+
+impl WriteNpyExt for UnicodeScalar {
+    fn write_npy<W: Write>(&self, mut w: W) -> Result<(), WriteNpyError> {
+        let chars = self.0.chars().count().max(1);
+        let dict = format!("{{'descr': '<U{chars}', 'fortran_order': False, 'shape': (), }}");
+        // NPY 1.0: magic (6) + version (2) + length (2) + header, padded with spaces and a final
+        // newline to a multiple of 64 bytes.
+        let unpadded = 10 + dict.len() + 1;
+        let header = format!(
+            "{dict}{}\n",
+            " ".repeat(unpadded.next_multiple_of(64) - unpadded)
+        );
+        w.write_all(b"\x93NUMPY\x01\x00")?;
+        let len =
+            u16::try_from(header.len()).map_err(|e| WriteNpyError::Io(std::io::Error::other(e)))?;
+        w.write_all(&len.to_le_bytes())?;
+        w.write_all(header.as_bytes())?;
+        let mut data: Vec<u8> = self
+            .0
+            .chars()
+            .flat_map(|c| u32::from(c).to_le_bytes())
+            .collect();
+        data.resize(4 * chars, 0);
+        w.write_all(&data)?;
+        w.flush()?;
+        Ok(())
+    }
 }
 
 /// The text operands (unicode strings) of a pickle stream, in order, up to its STOP opcode.
@@ -269,5 +358,88 @@ mod tests {
         assert!(nphotons_from_npy(b"\x93NUMPY\x01\x00\xff\xff").is_err());
         assert!(pickle_strings(b"\x80\x04\xff.").is_err());
         assert!(pickle_strings(b"X\xff\xff\xff\x7f").is_err());
+    }
+    fn unicode(json: &str) -> Vec<u8> {
+        let mut v = Vec::new();
+        UnicodeScalar(json.to_string()).write_npy(&mut v).unwrap();
+        v
+    }
+
+    #[test]
+    fn unicode_scalars_round_trip_and_match_numpy_layout() {
+        let j = metadata_json(1e6, 64);
+        let npy = unicode(&j);
+        // numpy: header block a multiple of 64 bytes, then 4 bytes per character.
+        let hlen = u16::from_le_bytes([npy[8], npy[9]]) as usize;
+        assert_eq!((10 + hlen) % 64, 0);
+        assert_eq!(npy.len(), 10 + hlen + 4 * j.chars().count());
+        assert!(
+            String::from_utf8_lossy(&npy[10..10 + hlen]).starts_with(&format!(
+                "{{'descr': '<U{}', 'fortran_order': False, 'shape': (), }}",
+                j.chars().count()
+            ))
+        );
+        assert_eq!(nphotons_from_npy(&npy), Ok(Some(1e6)));
+        assert_eq!(npy_strings(&npy).unwrap(), vec![j]);
+        // Non-ASCII text and the empty string.
+        assert_eq!(
+            npy_strings(&unicode("Å→😀")).unwrap(),
+            vec!["Å→😀".to_string()]
+        );
+        assert_eq!(npy_strings(&unicode("")).unwrap(), vec![String::new()]);
+    }
+
+    #[test]
+    fn byte_strings_and_big_endian_unicode_are_read() {
+        let j = r#"{"physics_parameters": {"nphotons": 2e7}}"#;
+        let npy_of = |descr: &str, payload: &[u8]| {
+            let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (), }}\n");
+            let mut v = b"\x93NUMPY\x01\x00".to_vec();
+            v.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+            v.extend_from_slice(dict.as_bytes());
+            v.extend_from_slice(payload);
+            v
+        };
+        let mut s = j.as_bytes().to_vec();
+        s.extend_from_slice(&[0, 0]);
+        assert_eq!(
+            nphotons_from_npy(&npy_of(&format!("|S{}", s.len()), &s)),
+            Ok(Some(2e7))
+        );
+        let be: Vec<u8> = j.chars().flat_map(|c| u32::from(c).to_be_bytes()).collect();
+        assert_eq!(
+            nphotons_from_npy(&npy_of(&format!(">U{}", j.len()), &be)),
+            Ok(Some(2e7))
+        );
+        // Wrong element type, more than one element, truncated data, bad code point.
+        assert!(nphotons_from_npy(&npy_of("<f8", &[0; 8])).is_err());
+        let two = "{'descr': '<U4', 'fortran_order': False, 'shape': (2,), }";
+        let mut bad_shape = b"\x93NUMPY\x01\x00".to_vec();
+        bad_shape.extend_from_slice(&(two.len() as u16 + 1).to_le_bytes());
+        bad_shape.extend_from_slice(two.as_bytes());
+        bad_shape.push(b'\n');
+        bad_shape.extend_from_slice(&[0; 32]);
+        assert!(npy_strings(&bad_shape).unwrap_err().contains("shape"));
+        assert!(nphotons_from_npy(&npy_of(&format!("<U{}", j.len()), &be[..8])).is_err());
+        assert!(npy_strings(&npy_of("<U1", &[0, 0, 0x11, 0])).is_err());
+        assert!(npy_strings(&npy_of("<U99999999999", &[])).is_err());
+    }
+
+    #[test]
+    fn corrupted_unicode_metadata_never_panics() {
+        let good = unicode(&metadata_json(1e6, 64));
+        for cut in 0..good.len() {
+            let _ = nphotons_from_npy(&good[..cut]);
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..5_000 {
+            let mut bad = good.clone();
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let at = (state as usize) % bad.len();
+            bad[at] = (state >> 32) as u8;
+            let _ = nphotons_from_npy(&bad);
+        }
     }
 }

@@ -39,6 +39,7 @@ pub struct RawData {
     pub y: Option<Array3<Complex32>>,
     /// Photons per pattern recorded by the simulator in the file's `_metadata`
     /// (`physics_parameters.nphotons`), if any; `ptycho train` uses it unless `--nphotons` is given.
+    /// [`RawData::write_npz`] writes it back as `_metadata`.
     pub metadata_nphotons: Option<f64>,
 }
 
@@ -165,8 +166,8 @@ impl RawData {
 
     /// Read an NPZ of the reference schema (spec §2.1). Accepts float32/float64 and
     /// complex64/complex128, compressed or stored; `diff3d` or `diffraction`; the legacy
-    /// `(N, N, M)` layout; a trailing singleton channel. `_metadata` (the simulator's pickled
-    /// JSON) is read only for its `nphotons`; other unknown keys are skipped with a warning.
+    /// `(N, N, M)` layout; a trailing singleton channel. `_metadata` (the simulator's JSON
+    /// string, pickled or unicode) is read only for its `nphotons`; other unknown keys are skipped with a warning.
     pub fn from_npz(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let mut r = Reader::open(path)?;
@@ -284,7 +285,10 @@ impl RawData {
     }
 
     /// Write the reference key set (xcoords, ycoords, xcoords_start, ycoords_start, diff3d f32,
-    /// probeGuess c64, objectGuess c64 if present, scan_index i64), atomically.
+    /// probeGuess c64, objectGuess c64 if present, scan_index i64), atomically. With
+    /// `metadata_nphotons` set, also `_metadata`: the reference's JSON string
+    /// (`physics_parameters.nphotons`, `N`) as a 0-d numpy unicode array, which `np.load` reads
+    /// without pickle and the reference's `train.py` (and `ptycho train`) take nphotons from.
     pub fn write_npz(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         self.validate(path)?;

@@ -72,7 +72,9 @@ const MAX_NPY_HEADER_BYTES: usize = 1 << 20;
 /// array, so the shape checked here is the shape that will be allocated (a hand-rolled parser
 /// could be fooled by a repeated `'shape'` key or a `'shape'` inside a string). The header length
 /// is bounded before that parser allocates its buffer.
-fn read_npy_header<R: Read>(r: &mut R) -> std::result::Result<(String, Vec<usize>, u64), String> {
+pub(crate) fn read_npy_header<R: Read>(
+    r: &mut R,
+) -> std::result::Result<(String, Vec<usize>, u64), String> {
     let mut pre = vec![0u8; 8];
     r.read_exact(&mut pre)
         .map_err(|e| format!("cannot read NPY magic: {e}"))?;
@@ -394,6 +396,12 @@ pub(crate) fn write_raw(raw: &RawData, path: &Path) -> Result<()> {
             .clone()
             .unwrap_or_else(|| Array1::zeros(raw.n_points()));
         npz.add_array("scan_index", &scan).map_err(io)?;
+        if let Some(nphotons) = raw.metadata_nphotons {
+            key_at_fault = "_metadata";
+            let json = super::metadata::metadata_json(nphotons, raw.n());
+            npz.add_array("_metadata", &super::metadata::UnicodeScalar(json))
+                .map_err(io)?;
+        }
         key_at_fault = "<finish>";
         npz.finish().map_err(io)?;
         Ok(())

@@ -142,6 +142,7 @@ pub fn simulate_lines(opts: &SimulationOptions) -> Result<RawData> {
     let m = opts.n_images;
     RawData::from_coords_without_pc(xs, ys, diff3d, probe_guess, Some(object_c)).map(|mut r| {
         r.scan_index = Some(Array1::zeros(m));
+        r.metadata_nphotons = Some(opts.nphotons);
         r
     })
 }
