@@ -45,7 +45,8 @@ pub struct SimulateArgs {
         default_value_t = 64
     )]
     pub n: usize,
-    /// Mean photons per diffraction pattern (counts, > 0).
+    /// Mean photons per diffraction pattern (counts, > 0). Recorded in the file's `_metadata`,
+    /// where `ptycho train` (and the reference's train.py) take it from.
     #[arg(long, value_name = "COUNTS", default_value_t = 1e9)]
     pub nphotons: f64,
     /// Seed of every random draw (object, scan positions, noise).
