@@ -359,6 +359,7 @@ mod tests {
         assert!(pickle_strings(b"\x80\x04\xff.").is_err());
         assert!(pickle_strings(b"X\xff\xff\xff\x7f").is_err());
     }
+
     fn unicode(json: &str) -> Vec<u8> {
         let mut v = Vec::new();
         UnicodeScalar(json.to_string()).write_npy(&mut v).unwrap();
@@ -392,14 +393,16 @@ mod tests {
     #[test]
     fn byte_strings_and_big_endian_unicode_are_read() {
         let j = r#"{"physics_parameters": {"nphotons": 2e7}}"#;
-        let npy_of = |descr: &str, payload: &[u8]| {
-            let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (), }}\n");
+        let npy_shaped = |descr: &str, shape: &str, payload: &[u8]| {
+            let dict =
+                format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}\n");
             let mut v = b"\x93NUMPY\x01\x00".to_vec();
             v.extend_from_slice(&(dict.len() as u16).to_le_bytes());
             v.extend_from_slice(dict.as_bytes());
             v.extend_from_slice(payload);
             v
         };
+        let npy_of = |descr: &str, payload: &[u8]| npy_shaped(descr, "()", payload);
         let mut s = j.as_bytes().to_vec();
         s.extend_from_slice(&[0, 0]);
         assert_eq!(
@@ -413,13 +416,8 @@ mod tests {
         );
         // Wrong element type, more than one element, truncated data, bad code point.
         assert!(nphotons_from_npy(&npy_of("<f8", &[0; 8])).is_err());
-        let two = "{'descr': '<U4', 'fortran_order': False, 'shape': (2,), }";
-        let mut bad_shape = b"\x93NUMPY\x01\x00".to_vec();
-        bad_shape.extend_from_slice(&(two.len() as u16 + 1).to_le_bytes());
-        bad_shape.extend_from_slice(two.as_bytes());
-        bad_shape.push(b'\n');
-        bad_shape.extend_from_slice(&[0; 32]);
-        assert!(npy_strings(&bad_shape).unwrap_err().contains("shape"));
+        let two = npy_shaped("<U4", "(2,)", &[0; 32]);
+        assert!(npy_strings(&two).unwrap_err().contains("shape"));
         assert!(nphotons_from_npy(&npy_of(&format!("<U{}", j.len()), &be[..8])).is_err());
         assert!(npy_strings(&npy_of("<U1", &[0, 0, 0x11, 0])).is_err());
         assert!(npy_strings(&npy_of("<U99999999999", &[])).is_err());

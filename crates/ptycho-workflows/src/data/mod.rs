@@ -167,7 +167,8 @@ impl RawData {
     /// Read an NPZ of the reference schema (spec §2.1). Accepts float32/float64 and
     /// complex64/complex128, compressed or stored; `diff3d` or `diffraction`; the legacy
     /// `(N, N, M)` layout; a trailing singleton channel. `_metadata` (the simulator's JSON
-    /// string, pickled or unicode) is read only for its `nphotons`; other unknown keys are skipped with a warning.
+    /// string, pickled or unicode) is read only for its `nphotons`; other unknown keys are
+    /// skipped with a warning.
     pub fn from_npz(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let mut r = Reader::open(path)?;

@@ -135,7 +135,6 @@ fn io_err(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> T
     }
 }
 
-/// Params with the normalised probe and the intensity scale attached.
 /// The params a training run on `raw` uses (CONFIG-001: built before anything reads them): the
 /// config's flat view plus the training data's probe, normalised to `probe_scale` (spec §4.7),
 /// and the intensity scale `sqrt(nphotons)/(N/2)`. Errors when `raw` does not fit the config's N.
