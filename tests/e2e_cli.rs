@@ -504,4 +504,33 @@ fn bad_inputs_fail_with_one_line() {
         "x.npz",
     );
     assert!(!t.join("x.npz").exists());
+
+    // train: a missing file is named once (the I/O cause is not repeated); a group count whose
+    // grouped data cannot fit in memory is refused up front instead of aborting the allocation.
+    let line = fails(
+        &["train", "--train-data", s(&missing), "--output-dir", o],
+        "missing.npz",
+    );
+    assert_eq!(line.matches("os error").count(), 1, "{line}");
+    let line = fails(
+        &[
+            "train",
+            "--train-data",
+            s(&small),
+            "--output-dir",
+            o,
+            "--gridsize",
+            "2",
+            "--enable-oversampling",
+            "true",
+            "--n-groups",
+            "100000000000",
+        ],
+        "invalid `n_groups` = 100000000000",
+    );
+    assert!(line.ends_with("request fewer groups"), "{line}");
+    assert!(
+        !out_dir.exists(),
+        "a failed train created its output directory"
+    );
 }

@@ -67,15 +67,27 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            // One line: the whole context chain, newlines folded.
-            let message = format!("{err:#}")
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
-            eprintln!("error: {message}");
+            eprintln!("error: {}", one_line(&err));
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// The whole context chain on one line, newlines folded. A cause whose text an outer message
+/// already quotes (our errors put their source in their own message) is not repeated.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A clap usage error on one line: its `error:` line plus any `tip:` lines, without the usage block.
@@ -113,4 +125,35 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
             .downcast_ref::<serde_json::Error>()
             .and_then(|e| e.io_error_kind())
             .is_some_and(|k| k == std::io::ErrorKind::BrokenPipe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    /// An error that quotes its source in its own message, as ours do.
+    #[derive(Debug)]
+    struct Quoting(std::io::Error);
+    impl std::fmt::Display for Quoting {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "a.npz: I/O error: {}", self.0)
+        }
+    }
+    impl std::error::Error for Quoting {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn one_line_folds_newlines_and_does_not_repeat_a_quoted_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = anyhow::Error::new(Quoting(io)).context("training on a.npz");
+        assert_eq!(
+            one_line(&err),
+            "training on a.npz: a.npz: I/O error: no such file"
+        );
+        let plain = anyhow::anyhow!("first line\nsecond line").context("outer");
+        assert_eq!(one_line(&plain), "outer: first line second line");
+    }
 }

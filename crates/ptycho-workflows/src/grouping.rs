@@ -88,6 +88,55 @@ impl GroupedData {
     }
 }
 
+/// Bytes of the grouped dataset of `g` groups: `diffraction` and `X_full` (f32) and, when the data
+/// carry a ground truth, `Y` (complex64), each `(G, N, N, C)`. A lower bound of what grouping and
+/// training hold at once.
+pub fn grouped_bytes(g: usize, n: usize, c: usize, with_y: bool) -> u128 {
+    let per_value: u128 = if with_y { 4 + 4 + 8 } else { 4 + 4 };
+    g as u128 * (n * n * c) as u128 * per_value
+}
+
+/// Refuse `requested` groups (`g` of them formed) when their grouped dataset alone exceeds the
+/// memory available (`None`: not known, only the address-space limit applies), with a one-line
+/// error naming `n_groups` instead of an allocation abort. Oversampling makes any count
+/// reachable, so this is the bound.
+fn check_memory(
+    requested: usize,
+    g: usize,
+    n: usize,
+    c: usize,
+    with_y: bool,
+    available: Option<u64>,
+) -> Result<()> {
+    let need = grouped_bytes(g, n, c, with_y);
+    let limit = available.map_or(isize::MAX as u128, u128::from);
+    if need <= limit {
+        return Ok(());
+    }
+    let gib = |b: u128| b as f64 / (1u64 << 30) as f64;
+    let have = match available {
+        Some(a) => format!("the {:.1} GiB of memory available", gib(a.into())),
+        None => "what this machine can address".to_string(),
+    };
+    Err(WorkflowError::InvalidOption {
+        field: "n_groups",
+        value: requested.to_string(),
+        reason: format!(
+            "{g} groups of {c}×{n}×{n} patterns need {:.1} GiB for the grouped data, more than {have}; \
+             request fewer groups",
+            gib(need)
+        ),
+    })
+}
+
+/// `MemAvailable` of `/proc/meminfo` in bytes (Linux); `None` elsewhere or when unreadable.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 fn gerr(reason: impl Into<String>) -> WorkflowError {
     WorkflowError::Grouping {
         reason: reason.into(),
@@ -133,6 +182,13 @@ pub fn group_indices(raw: &RawData, c: usize, opts: &GroupingOptions) -> Result<
             if needs_oversampling { k_eff } else { k }
         )));
     }
+    let g = if needs_oversampling {
+        opts.n_groups
+    } else {
+        opts.n_groups.min(n)
+    };
+    let with_y = raw.y.is_some() || raw.object_guess.is_some();
+    check_memory(opts.n_groups, g, raw.n(), c, with_y, available_memory())?;
     let seed = opts.seed.unwrap_or_else(|| rand::rng().random::<u64>());
     let mut rng = StdRng::seed_from_u64(seed);
     if needs_oversampling {
@@ -426,6 +482,29 @@ pub fn group_with_indices_using(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn memory_check_refuses_what_cannot_fit_and_names_n_groups() {
+        // 1000 groups of 4×64×64 with ground truth: 1000 · 16384 · 16 bytes = 262 144 000.
+        assert_eq!(super::grouped_bytes(1000, 64, 4, true), 262_144_000);
+        assert_eq!(super::grouped_bytes(1000, 64, 4, false), 131_072_000);
+        assert!(super::check_memory(1000, 1000, 64, 4, true, Some(262_144_000)).is_ok());
+        let e = super::check_memory(1000, 1000, 64, 4, true, Some(262_143_999)).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("invalid `n_groups` = 1000: 1000 groups of 4×64×64"),
+            "{msg}"
+        );
+        assert!(msg.contains("0.2 GiB of memory available"), "{msg}");
+        assert!(!msg.contains('\n'));
+        // Unknown memory: only absurd counts (beyond the address space) are refused.
+        assert!(super::check_memory(1 << 20, 1 << 20, 64, 4, true, None).is_ok());
+        let e = super::check_memory(usize::MAX, usize::MAX, 64, 4, true, None).unwrap_err();
+        assert!(
+            e.to_string().contains("what this machine can address"),
+            "{e}"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -260,7 +260,6 @@ fn run(
 ) -> Result<TrainReport, TrainError> {
     let t_start = Instant::now();
     let dir = cfg.output_dir.clone();
-    std::fs::create_dir_all(&dir).map_err(io_err(&dir, "creating the output directory"))?;
     let archive_path = dir.join(ARCHIVE_NAME);
     let ck_path = checkpoint::path_in(&dir);
 
@@ -397,6 +396,8 @@ fn run(
         std::fs::remove_file(&ck_path).map_err(io_err(&ck_path, "removing the old checkpoint"))?;
     }
 
+    // Created only now, so that bad data or options leave no empty directory behind.
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir, "creating the output directory"))?;
     // The resolved config, what `--resume DIR` reads back.
     let config_path = dir.join(CONFIG_NAME);
     let toml_text = toml::to_string(&**cfg).map_err(|e| TrainError::Io {
