@@ -91,7 +91,7 @@ impl GroupedData {
 /// Bytes of the grouped dataset of `g` groups: `diffraction` and `X_full` (f32) and, when the data
 /// carry a ground truth, `Y` (complex64), each `(G, N, N, C)`. A lower bound of what grouping and
 /// training hold at once.
-pub fn grouped_bytes(g: usize, n: usize, c: usize, with_y: bool) -> u128 {
+fn grouped_bytes(g: usize, n: usize, c: usize, with_y: bool) -> u128 {
     let per_value: u128 = if with_y { 4 + 4 + 8 } else { 4 + 4 };
     g as u128 * (n * n * c) as u128 * per_value
 }
@@ -482,13 +482,15 @@ pub fn group_with_indices_using(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn memory_check_refuses_what_cannot_fit_and_names_n_groups() {
         // 1000 groups of 4×64×64 with ground truth: 1000 · 16384 · 16 bytes = 262 144 000.
-        assert_eq!(super::grouped_bytes(1000, 64, 4, true), 262_144_000);
-        assert_eq!(super::grouped_bytes(1000, 64, 4, false), 131_072_000);
-        assert!(super::check_memory(1000, 1000, 64, 4, true, Some(262_144_000)).is_ok());
-        let e = super::check_memory(1000, 1000, 64, 4, true, Some(262_143_999)).unwrap_err();
+        assert_eq!(grouped_bytes(1000, 64, 4, true), 262_144_000);
+        assert_eq!(grouped_bytes(1000, 64, 4, false), 131_072_000);
+        assert!(check_memory(1000, 1000, 64, 4, true, Some(262_144_000)).is_ok());
+        let e = check_memory(1000, 1000, 64, 4, true, Some(262_143_999)).unwrap_err();
         let msg = e.to_string();
         assert!(
             msg.starts_with("invalid `n_groups` = 1000: 1000 groups of 4×64×64"),
@@ -497,15 +499,13 @@ mod tests {
         assert!(msg.contains("0.2 GiB of memory available"), "{msg}");
         assert!(!msg.contains('\n'));
         // Unknown memory: only absurd counts (beyond the address space) are refused.
-        assert!(super::check_memory(1 << 20, 1 << 20, 64, 4, true, None).is_ok());
-        let e = super::check_memory(usize::MAX, usize::MAX, 64, 4, true, None).unwrap_err();
+        assert!(check_memory(1 << 20, 1 << 20, 64, 4, true, None).is_ok());
+        let e = check_memory(usize::MAX, usize::MAX, 64, 4, true, None).unwrap_err();
         assert!(
             e.to_string().contains("what this machine can address"),
             "{e}"
         );
     }
-
-    use super::*;
 
     #[test]
     fn binomials() {
