@@ -471,10 +471,8 @@ pub fn run_part(part: BenchPart, opts: &BenchOptions) -> Result<BenchReport, Ben
 
 /// Process resident high-water mark (`VmHWM`), MiB; `None` where `/proc` is unavailable.
 pub fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
+    let kib = crate::procfs::kib("/proc/self/status", "VmHWM:")?;
+    Some(kib as f64 / 1024.0)
 }
 
 /// CPU time of this process (user + system, all threads), seconds, from `/proc/self/stat`

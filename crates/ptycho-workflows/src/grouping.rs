@@ -131,10 +131,7 @@ fn check_memory(
 
 /// `MemAvailable` of `/proc/meminfo` in bytes (Linux); `None` elsewhere or when unreadable.
 fn available_memory() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    kib.checked_mul(1024)
+    crate::procfs::kib("/proc/meminfo", "MemAvailable:")?.checked_mul(1024)
 }
 
 fn gerr(reason: impl Into<String>) -> WorkflowError {

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod model_inputs;
 pub mod normalize;
 pub mod patches;
+mod procfs;
 pub mod simulate;
 pub mod stitch;
 pub mod train;
