@@ -5,6 +5,10 @@ use std::path::Path;
 
 use image::{ImageFormat, Rgb, RgbImage};
 use ndarray::ArrayView2;
+use plotters::prelude::{
+    BLACK, BitMapBackend, ChartBuilder, Color, DrawingAreaErrorKind, DrawingBackend, EmptyElement,
+    IntoDrawingArea, LineSeries, PathElement, RGBColor, Rectangle, WHITE,
+};
 
 use crate::fsutil::write_bytes_atomic;
 
@@ -103,11 +107,21 @@ pub struct Series<'a> {
 }
 
 /// Draw curves (x = index) on a white 640×400 chart with axes and 5 horizontal grid lines; the
-/// y range spans all finite values. Numbers are in the CSV beside it: the chart has no text.
-pub fn render_line_chart(series: &[Series<'_>]) -> RgbImage {
-    let (w, h) = (640u32, 400u32);
-    let (left, right, top, bottom) = (40i64, 620i64, 20i64, 370i64);
-    let mut img = RgbImage::from_pixel(w, h, Rgb([255, 255, 255]));
+/// y range spans all finite values, non-finite values are left out. Numbers are in the CSV beside
+/// it: the chart has no text. Drawn with `plotters` into an in-memory bitmap (an error only if
+/// plotters reports one).
+pub fn render_line_chart(series: &[Series<'_>]) -> std::io::Result<RgbImage> {
+    let mut img = RgbImage::new(640, 400);
+    let size = img.dimensions();
+    draw_line_chart(&mut img, size, series).map_err(std::io::Error::other)?;
+    Ok(img)
+}
+
+fn draw_line_chart(
+    buf: &mut [u8],
+    size: (u32, u32),
+    series: &[Series<'_>],
+) -> Result<(), DrawingAreaErrorKind<<BitMapBackend<'static> as DrawingBackend>::ErrorType>> {
     let finite = || {
         series
             .iter()
@@ -118,8 +132,10 @@ pub fn render_line_chart(series: &[Series<'_>]) -> RgbImage {
     let hi = finite().fold(f64::NEG_INFINITY, f64::max);
     let (lo, hi) = if lo.is_finite() && hi > lo {
         (lo, hi)
-    } else {
+    } else if lo.is_finite() {
         (lo.min(0.0), lo.max(0.0) + 1.0)
+    } else {
+        (0.0, 1.0)
     };
     let n = series
         .iter()
@@ -127,72 +143,46 @@ pub fn render_line_chart(series: &[Series<'_>]) -> RgbImage {
         .max()
         .unwrap_or(0)
         .max(2);
-    let to_px = |i: usize, v: f64| {
-        let x = left + ((right - left) as f64 * i as f64 / (n - 1) as f64).round() as i64;
-        let y = bottom - ((bottom - top) as f64 * (v - lo) / (hi - lo)).round() as i64;
-        (x, y)
-    };
-    for k in 0..=4 {
-        let y = top + (bottom - top) * k / 4;
-        draw_line(&mut img, (left, y), (right, y), [225, 225, 225]);
-    }
-    draw_line(&mut img, (left, top), (left, bottom), [0, 0, 0]);
-    draw_line(&mut img, (left, bottom), (right, bottom), [0, 0, 0]);
+    let x_max = (n - 1) as f64;
+
+    let root = BitMapBackend::with_buffer(buf, size).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .margin_top(20)
+        .margin_left(40)
+        .margin_right(20)
+        .margin_bottom(30)
+        .build_cartesian_2d(0.0..x_max, lo..hi)?;
+    let grid = RGBColor(225, 225, 225);
+    chart.draw_series((0..=4).map(|k| {
+        let y = lo + (hi - lo) * k as f64 / 4.0;
+        PathElement::new(vec![(0.0, y), (x_max, y)], grid)
+    }))?;
+    chart.draw_series([PathElement::new(
+        vec![(0.0, hi), (0.0, lo), (x_max, lo)],
+        BLACK,
+    )])?;
     for s in series {
-        let pts: Vec<(i64, i64)> = s
+        let color = RGBColor(s.color[0], s.color[1], s.color[2]);
+        let pts: Vec<(f64, f64)> = s
             .values
             .iter()
             .enumerate()
             .filter(|(_, v)| v.is_finite())
-            .map(|(i, &v)| to_px(i, v))
+            .map(|(i, &v)| (i as f64, v))
             .collect();
-        for p in &pts {
-            for dx in -2..=2 {
-                for dy in -2..=2 {
-                    put(&mut img, p.0 + dx, p.1 + dy, s.color);
-                }
-            }
-        }
-        for pair in pts.windows(2) {
-            draw_line(&mut img, pair[0], pair[1], s.color);
-        }
+        chart.draw_series(LineSeries::new(pts.iter().copied(), color))?;
+        chart
+            .draw_series(pts.iter().map(|&p| {
+                EmptyElement::at(p) + Rectangle::new([(-2, -2), (2, 2)], color.filled())
+            }))?;
     }
-    img
+    root.present()
 }
 
 /// Write a line chart PNG (atomic).
 pub fn write_line_chart(path: &Path, series: &[Series<'_>]) -> std::io::Result<()> {
-    write_bytes_atomic(path, &encode_png(&render_line_chart(series))?)
-}
-
-fn put(img: &mut RgbImage, x: i64, y: i64, c: [u8; 3]) {
-    if x >= 0 && y >= 0 && (x as u32) < img.width() && (y as u32) < img.height() {
-        img.put_pixel(x as u32, y as u32, Rgb(c));
-    }
-}
-
-fn draw_line(img: &mut RgbImage, a: (i64, i64), b: (i64, i64), c: [u8; 3]) {
-    let (mut x, mut y) = a;
-    let dx = (b.0 - a.0).abs();
-    let dy = -(b.1 - a.1).abs();
-    let sx = if a.0 < b.0 { 1 } else { -1 };
-    let sy = if a.1 < b.1 { 1 } else { -1 };
-    let mut err = dx + dy;
-    loop {
-        put(img, x, y, c);
-        if (x, y) == b {
-            break;
-        }
-        let e2 = 2 * err;
-        if e2 >= dy {
-            err += dy;
-            x += sx;
-        }
-        if e2 <= dx {
-            err += dx;
-            y += sy;
-        }
-    }
+    write_bytes_atomic(path, &encode_png(&render_line_chart(series)?)?)
 }
 
 #[cfg(test)]
@@ -219,14 +209,79 @@ mod tests {
         assert_eq!(back.get_pixel(6, 4).0, [255, 255, 255]);
     }
 
+    /// Pixels of colour `c` or of `c` blended with the white background (anti-aliased lines).
+    fn tinted(img: &RgbImage, c: [u8; 3]) -> usize {
+        let (k, _) = (0..3)
+            .map(|i| (i, 255 - c[i] as i32))
+            .max_by_key(|&(_, d)| d)
+            .unwrap();
+        img.pixels()
+            .filter(|px| {
+                let alpha = (255 - px.0[k] as i32) as f64 / (255 - c[k] as i32) as f64;
+                alpha > 0.1
+                    && (0..3).all(|i| {
+                        let want = alpha * c[i] as f64 + (1.0 - alpha) * 255.0;
+                        (px.0[i] as f64 - want).abs() <= 3.0
+                    })
+            })
+            .count()
+    }
+
     #[test]
     fn line_chart_draws_series() {
         let v = [3.0, 2.0, 1.5, 1.2];
         let img = render_line_chart(&[Series {
             values: &v,
             color: [255, 0, 0],
-        }]);
-        let red = img.pixels().filter(|p| p.0 == [255, 0, 0]).count();
-        assert!(red > 100);
+        }])
+        .unwrap();
+        assert!(tinted(&img, [255, 0, 0]) > 600);
+    }
+
+    #[test]
+    fn line_chart_png_is_written_and_decodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("loss_curve.png");
+        let loss = [5.0, 4.0, 3.5, f64::NAN, 3.2];
+        let val = [f64::NAN; 5];
+        let blue = [f64::NAN, 4.5, 3.9, 3.6, 3.4];
+        write_line_chart(
+            &p,
+            &[
+                Series {
+                    values: &loss,
+                    color: [214, 39, 40],
+                },
+                Series {
+                    values: &val,
+                    color: [0, 200, 0],
+                },
+                Series {
+                    values: &blue,
+                    color: [31, 119, 180],
+                },
+            ],
+        )
+        .unwrap();
+        // Written atomically: only the PNG is left in the directory.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let img = image::open(&p).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (640, 400));
+        let white = img.pixels().filter(|px| px.0 == [255, 255, 255]).count();
+        assert!(white > 640 * 400 / 2, "mostly white background");
+        let (red, blue) = (tinted(&img, [214, 39, 40]), tinted(&img, [31, 119, 180]));
+        eprintln!("red {red}, blue {blue}");
+        assert!(red > 400, "red curve drawn");
+        assert!(blue > 400, "blue curve drawn");
+        assert_eq!(
+            tinted(&img, [0, 200, 0]),
+            0,
+            "an all-NaN series draws nothing"
+        );
+        // The y axis is a vertical black line left of the plotting area.
+        let left_axis = (0..640)
+            .find(|&x| (100..300).all(|y| img.get_pixel(x, y).0 == [0, 0, 0]))
+            .expect("a vertical black axis");
+        assert!(left_axis < 64, "y axis at x = {left_axis}");
     }
 }
