@@ -5,25 +5,18 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// Path of the goldens directory: `$PTYCHO_GOLDENS`, else `../shared/goldens` next to the workspace.
-pub fn goldens_dir() -> PathBuf {
-    std::env::var_os("PTYCHO_GOLDENS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/goldens"))
-}
-
-/// The goldens directory if it exists; otherwise prints why the caller skips and returns `None`.
-pub fn goldens_or_skip(test: &str) -> Option<PathBuf> {
-    let dir = goldens_dir();
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping {test}: goldens directory {} not found (set PTYCHO_GOLDENS)",
-            dir.display()
-        );
-        None
-    }
+/// Path of the reference golden file `name` in the repository's `testdata/goldens/`.
+///
+/// Panics, naming the path, when the file is missing: a test that needs the goldens fails rather
+/// than passing without checking anything.
+pub fn golden(name: &str) -> PathBuf {
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/goldens")).join(name);
+    assert!(
+        path.is_file(),
+        "golden file {} is missing (the tests read testdata/goldens/ of the repository)",
+        path.display()
+    );
+    path
 }
 
 /// Path of the `ptycho` binary of this build profile (`target/<profile>/ptycho`), built on demand.

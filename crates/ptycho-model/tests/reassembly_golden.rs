@@ -51,10 +51,8 @@ fn golden(a: &Array4<Complex32>) -> Vec<f64> {
 
 #[test]
 fn b8_canvas_trim_and_extract_match_reference() {
-    let Some(dir) = common::goldens_dir() else {
-        return;
-    };
-    let mut z = NpzReader::new(File::open(dir.join("model_reassembly_gs2.npz")).unwrap()).unwrap();
+    let mut z =
+        NpzReader::new(File::open(common::golden("model_reassembly_gs2.npz")).unwrap()).unwrap();
     let patches: Array4<Complex32> = z.by_name("B8_patches_in").unwrap();
     let pos: Array4<f32> = z.by_name("B8_positions_in").unwrap();
     let padded: Array4<Complex32> = z.by_name("B8_padded_obj").unwrap();
@@ -86,10 +84,8 @@ fn b8_canvas_trim_and_extract_match_reference() {
 
 #[test]
 fn b16_is_per_sample_not_the_reference_batch_collapse() {
-    let Some(dir) = common::goldens_dir() else {
-        return;
-    };
-    let mut z = NpzReader::new(File::open(dir.join("model_reassembly_gs2.npz")).unwrap()).unwrap();
+    let mut z =
+        NpzReader::new(File::open(common::golden("model_reassembly_gs2.npz")).unwrap()).unwrap();
     let patches: Array4<Complex32> = z.by_name("B16_patches_in").unwrap();
     let pos: Array4<f32> = z.by_name("B16_positions_in").unwrap();
     let collapsed: Array4<Complex32> = z.by_name("B16_padded_obj").unwrap();

@@ -2,7 +2,6 @@
 //! forward model, intensity scales, the bilinear translate, default probe, probe normalisation.
 
 use std::fs::File;
-use std::path::Path;
 
 use ndarray::{Array0, Array2, Array4, ArrayD, Axis, s};
 use ndarray_npy::NpzReader;
@@ -13,10 +12,10 @@ use ptycho_workflows::normalize::{intensity_scale, normalization_factor, scale_n
 use ptycho_workflows::patches::extract_patch;
 
 mod common;
-use common::goldens;
+use common::golden;
 
-fn open(dir: &Path, name: &str) -> NpzReader<File> {
-    NpzReader::new(File::open(dir.join(name)).unwrap()).unwrap()
+fn open(name: &str) -> NpzReader<File> {
+    NpzReader::new(File::open(golden(name)).unwrap()).unwrap()
 }
 
 fn scalar(npz: &mut NpzReader<File>, key: &str) -> f64 {
@@ -36,8 +35,7 @@ fn rel_err(a: impl Iterator<Item = f64>, b: impl Iterator<Item = f64> + Clone) -
 
 #[test]
 fn far_field_amplitude_matches_forward_model_golden() {
-    let Some(dir) = goldens() else { return };
-    let mut npz = open(&dir, "forward_model.npz");
+    let mut npz = open("forward_model.npz");
     let obj: Array4<Complex32> = npz.by_name("object_patches").unwrap();
     for (probe_key, amp_key, exit_key) in [
         (
@@ -77,8 +75,7 @@ fn far_field_amplitude_matches_forward_model_golden() {
 
 #[test]
 fn illumination_scale_and_probe_normalisation_match_golden() {
-    let Some(dir) = goldens() else { return };
-    let mut npz = open(&dir, "forward_model.npz");
+    let mut npz = open("forward_model.npz");
     let obj: Array4<Complex32> = npz.by_name("object_patches").unwrap();
     let probe: Array2<Complex32> = npz.by_name("probe_complex").unwrap();
     let s_ref = scalar(&mut npz, "illum_intensity_scale");
@@ -116,8 +113,7 @@ fn illumination_scale_and_probe_normalisation_match_golden() {
 
 #[test]
 fn default_probe_equals_reference_probe_guess() {
-    let Some(dir) = goldens() else { return };
-    let raw = RawData::from_npz(dir.join("sim_lines_test.npz")).unwrap();
+    let raw = RawData::from_npz(golden("sim_lines_test.npz")).unwrap();
     let p = default_probe(64, 0.7);
     let e = rel_err(
         p.iter().map(|z| z.re),
@@ -130,8 +126,7 @@ fn default_probe_equals_reference_probe_guess() {
 
 #[test]
 fn intensity_scales_match_golden() {
-    let Some(dir) = goldens() else { return };
-    let mut npz = open(&dir, "intensity_scale.npz");
+    let mut npz = open("intensity_scale.npz");
     let nph = scalar(&mut npz, "nphotons");
     let n: Array0<i64> = npz.by_name("N").unwrap();
     let n = n.into_scalar() as usize;
@@ -148,7 +143,7 @@ fn intensity_scales_match_golden() {
         assert!((intensity_scale(p, n) / want - 1.0).abs() < 1e-7, "{key}");
     }
 
-    let raw = RawData::from_npz(dir.join("sim_lines_train.npz")).unwrap();
+    let raw = RawData::from_npz(golden("sim_lines_train.npz")).unwrap();
     let d4 = raw.diff3d.clone().insert_axis(Axis(3));
     let f = normalization_factor(d4.view());
     let want = scalar(&mut npz, "X_full_norm_full_train");
@@ -192,8 +187,7 @@ fn intensity_scales_match_golden() {
 
 #[test]
 fn translate_primitive_matches_stitching_golden() {
-    let Some(dir) = goldens() else { return };
-    let mut npz = open(&dir, "stitching.npz");
+    let mut npz = open("stitching.npz");
     let input: Array4<Complex32> = npz.by_name("translate_in").unwrap();
     let offs: Array2<f32> = npz.by_name("translate_offsets").unwrap();
     let out: Array4<Complex32> = npz.by_name("translate_out").unwrap();

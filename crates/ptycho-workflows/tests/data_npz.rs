@@ -10,7 +10,7 @@ use ptycho_workflows::{RawData, WorkflowError};
 use serde_json::Value;
 
 mod common;
-use common::goldens;
+use common::golden;
 
 fn stat(v: &Value, split: &str, key: &str, what: &str) -> f64 {
     v[split]["stats"][key][what].as_f64().unwrap()
@@ -32,16 +32,14 @@ fn check_stats(name: &str, vals: &[f64], v: &Value, split: &str, key: &str) {
 
 #[test]
 fn reference_datasets_load_with_documented_stats() {
-    let Some(dir) = goldens() else { return };
-    let meta: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("sim_lines_datasets.json")).unwrap(),
-    )
-    .unwrap();
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(golden("sim_lines_datasets.json")).unwrap())
+            .unwrap();
     for (split, file, m) in [
         ("train", "sim_lines_train.npz", 1024),
         ("test", "sim_lines_test.npz", 512),
     ] {
-        let raw = RawData::from_npz(dir.join(file)).unwrap();
+        let raw = RawData::from_npz(golden(file)).unwrap();
         assert_eq!(raw.n_points(), m);
         assert_eq!(raw.n(), 64);
         assert_eq!(raw.diff3d.dim(), (m, 64, 64));

@@ -13,7 +13,7 @@ use ptycho_workflows::patches::extract_patch;
 use ptycho_workflows::{GroupingOptions, PatchConvention, RawData, WorkflowError, group};
 
 mod common;
-use common::goldens;
+use common::golden;
 
 fn params(gridsize: usize) -> Params {
     let cfg = TrainingConfig {
@@ -35,9 +35,8 @@ fn rel_err(a: impl Iterator<Item = f64>, b: impl Iterator<Item = f64> + Clone) -
 }
 
 fn check_golden(file: &str, gridsize: usize) {
-    let Some(dir) = goldens() else { return };
-    let raw = RawData::from_npz(dir.join("sim_lines_train.npz")).unwrap();
-    let mut npz = NpzReader::new(File::open(dir.join(file)).unwrap()).unwrap();
+    let raw = RawData::from_npz(golden("sim_lines_train.npz")).unwrap();
+    let mut npz = NpzReader::new(File::open(golden(file)).unwrap()).unwrap();
     let idx: Array2<i64> = npz.by_name("nn_indices").unwrap();
     let idx = idx.mapv(|v| v as usize);
     let p = params(gridsize);
@@ -287,8 +286,7 @@ fn sampler_behaviour_and_errors() {
 /// Not an assertion: prints the time to group the full 1024-pattern train file.
 #[test]
 fn timing_full_train_file() {
-    let Some(dir) = goldens() else { return };
-    let raw = RawData::from_npz(dir.join("sim_lines_train.npz")).unwrap();
+    let raw = RawData::from_npz(golden("sim_lines_train.npz")).unwrap();
     for gs in [1, 2] {
         let o = GroupingOptions {
             n_groups: 1024,

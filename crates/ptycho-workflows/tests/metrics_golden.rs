@@ -8,7 +8,6 @@
 //! in the outer corner rings, so it is compared at 5e-4 absolute.
 
 use std::fs::File;
-use std::path::PathBuf;
 
 use ndarray::{Array0, Array1, Array2};
 use ndarray_npy::NpzReader;
@@ -17,21 +16,10 @@ use ptycho_workflows::metrics::{
     ComponentMetrics, EvalOptions, PhaseAlign, eval_reconstruction, fit_and_remove_plane,
 };
 
-fn open() -> Option<NpzReader<File>> {
-    let dir = std::env::var_os("PTYCHO_GOLDENS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/goldens")
-        });
-    let path = dir.join("metrics.npz");
-    if !path.is_file() {
-        eprintln!(
-            "skipping: {} not found (set PTYCHO_GOLDENS to the goldens directory)",
-            path.display()
-        );
-        return None;
-    }
-    Some(NpzReader::new(File::open(path).unwrap()).unwrap())
+mod common;
+
+fn open() -> NpzReader<File> {
+    NpzReader::new(File::open(common::golden("metrics.npz")).unwrap()).unwrap()
 }
 
 fn scalar(npz: &mut NpzReader<File>, name: &str) -> f64 {
@@ -101,7 +89,7 @@ fn inputs(npz: &mut NpzReader<File>) -> (Array2<Complex32>, Array2<Complex32>) {
 
 #[test]
 fn plane_alignment_matches_reference() {
-    let Some(mut npz) = open() else { return };
+    let mut npz = open();
     let (pred, gt) = inputs(&mut npz);
     let m = eval_reconstruction(pred.view(), gt.view(), &EvalOptions::default()).unwrap();
     assert_eq!(m.shape, [124, 124]);
@@ -135,7 +123,7 @@ fn plane_alignment_matches_reference() {
 
 #[test]
 fn mean_alignment_matches_reference() {
-    let Some(mut npz) = open() else { return };
+    let mut npz = open();
     let (pred, gt) = inputs(&mut npz);
     let opts = EvalOptions {
         phase_align: PhaseAlign::Mean,
@@ -148,7 +136,7 @@ fn mean_alignment_matches_reference() {
 
 #[test]
 fn plane_removal_matches_reference() {
-    let Some(mut npz) = open() else { return };
+    let mut npz = open();
     let input: Array2<f32> = npz.by_name("fit_and_remove_plane_in").unwrap();
     let golden: Array2<f64> = npz.by_name("fit_and_remove_plane_out").unwrap();
     let out = fit_and_remove_plane(input.mapv(f64::from).view());

@@ -2,7 +2,6 @@
 //! `tf_helper.reassemble_position` goldens (stitching.npz, see stitching.json).
 
 use std::fs::File;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use ndarray::{Array2, Array3, Array4, Axis};
@@ -10,22 +9,7 @@ use ndarray_npy::NpzReader;
 use num_complex::{Complex32, Complex64};
 use ptycho_workflows::stitch::{reassemble_position, shift_and_sum};
 
-fn goldens_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("PTYCHO_GOLDENS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/goldens")
-        });
-    if dir.join("stitching.npz").is_file() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: {} has no stitching.npz (set PTYCHO_GOLDENS to the goldens directory)",
-            dir.display()
-        );
-        None
-    }
-}
+mod common;
 
 struct Golden {
     npz: NpzReader<File>,
@@ -33,20 +17,19 @@ struct Golden {
     centres: Vec<[f64; 2]>,
 }
 
-fn load() -> Option<Golden> {
-    let dir = goldens_dir()?;
-    let mut npz = NpzReader::new(File::open(dir.join("stitching.npz")).unwrap()).unwrap();
+fn load() -> Golden {
+    let mut npz = NpzReader::new(File::open(common::golden("stitching.npz")).unwrap()).unwrap();
     let p: Array4<Complex32> = npz.by_name("patches").unwrap();
     let patches = p.index_axis(Axis(3), 0).to_owned();
     let go: Array4<f64> = npz.by_name("global_offsets").unwrap();
     let centres = (0..go.shape()[0])
         .map(|g| [go[[g, 0, 0, 0]], go[[g, 0, 1, 0]]])
         .collect();
-    Some(Golden {
+    Golden {
         npz,
         patches,
         centres,
-    })
+    }
 }
 
 fn map2(npz: &mut NpzReader<File>, name: &str) -> Array2<Complex32> {
@@ -77,7 +60,7 @@ fn c32(z: Complex32) -> Complex64 {
 
 #[test]
 fn stitching_matches_reference_for_m10_and_m20() {
-    let Some(mut g) = load() else { return };
+    let mut g = load();
     for m in [10usize, 20] {
         let sums = shift_and_sum(g.patches.view(), &g.centres, m).unwrap();
         let num_ref = map2(&mut g.npz, &format!("shift_and_sum_M{m}"));
@@ -111,7 +94,7 @@ fn stitching_matches_reference_for_m10_and_m20() {
 #[test]
 fn stitching_512_patches_is_fast() {
     // Timing only (asserts a loose bound; the report quotes the optimised-build figure).
-    let Some(g) = load() else { return };
+    let g = load();
     let n = 64;
     let reps = 8;
     let mut patches = Array3::<Complex32>::zeros((512, n, n));

@@ -5,22 +5,22 @@ use std::path::PathBuf;
 
 use ptycho_config::{ModelConfig, Params, TrainingConfig};
 
-/// `$PTYCHO_GOLDENS` or `<workspace>/../shared/goldens`; `None` (with a note) when missing.
-pub fn goldens_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("PTYCHO_GOLDENS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/goldens")
-        });
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipped: goldens directory {} not found (set PTYCHO_GOLDENS)",
-            dir.display()
-        );
-        None
-    }
+/// Path of the reference golden file `name` in the repository's `testdata/goldens/`.
+///
+/// Panics, naming the path, when the file is missing: a parity test fails rather than passing
+/// without comparing anything.
+pub fn golden(name: &str) -> PathBuf {
+    let path = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/goldens"
+    ))
+    .join(name);
+    assert!(
+        path.is_file(),
+        "golden file {} is missing (the parity tests read testdata/goldens/ of the repository)",
+        path.display()
+    );
+    path
 }
 
 pub fn params(model: ModelConfig) -> Params {

@@ -1,17 +1,21 @@
 //! Helpers shared by this crate's integration tests.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-/// The goldens directory (`$PTYCHO_GOLDENS`, else `<workspace>/../shared/goldens`), or `None`
-/// after printing why the calling test skips.
-pub fn goldens() -> Option<PathBuf> {
-    let dir = std::env::var_os("PTYCHO_GOLDENS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/goldens"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: goldens directory {} not found", dir.display());
-        None
-    }
+/// Path of the reference golden file `name` in the repository's `testdata/goldens/`.
+///
+/// Panics, naming the path, when the file is missing: a parity test fails rather than passing
+/// without comparing anything.
+pub fn golden(name: &str) -> PathBuf {
+    let path = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/goldens"
+    ))
+    .join(name);
+    assert!(
+        path.is_file(),
+        "golden file {} is missing (the parity tests read testdata/goldens/ of the repository)",
+        path.display()
+    );
+    path
 }
