@@ -4,16 +4,8 @@
 //! training results from one backend stand for the other; run it with
 //! `cargo test --release -p ptycho-workflows --features tch --test backend_agreement -- --nocapture`.
 
-#[cfg(feature = "tch")]
 mod common;
 
-#[cfg(not(feature = "tch"))]
-#[test]
-fn flex_and_libtorch_agree() {
-    eprintln!("skipped: built without the `tch` feature, so there is no second backend to compare");
-}
-
-#[cfg(feature = "tch")]
 mod with_tch {
     use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
     use burn::optim::{AdamConfig, GradientsParams};
@@ -65,9 +57,8 @@ mod with_tch {
         params: ptycho_config::Params,
     }
 
-    fn setup() -> Option<Setup> {
-        let dir = common::goldens()?;
-        let raw = RawData::from_npz(dir.join("sim_lines_train.npz")).unwrap();
+    fn setup() -> Setup {
+        let raw = RawData::from_npz(common::golden("sim_lines_train.npz")).unwrap();
         let cfg = TrainingConfig {
             n_groups: 1024,
             ..Default::default()
@@ -87,11 +78,11 @@ mod with_tch {
         .unwrap();
         let inputs =
             ModelInputs::from_grouped(&grouped, params.intensity_scale(), OffsetSource::Start);
-        Some(Setup {
+        Setup {
             cfg,
             inputs,
             params,
-        })
+        }
     }
 
     /// Loss and per-parameter gradients of one batch.
@@ -149,15 +140,13 @@ mod with_tch {
     }
 
     #[test]
+    #[cfg_attr(not(feature = "tch"), ignore = "needs --features tch (libtorch)")]
     fn flex_and_libtorch_agree() {
-        let Some(Setup {
+        let Setup {
             cfg,
             inputs,
             params,
-        }) = setup()
-        else {
-            return;
-        };
+        } = setup();
         let weights = LossWeights::from_training(&cfg).unwrap();
         let flex = Device::flex().autodiff();
         let tch = DeviceKind::TchCpu.to_device().unwrap().autodiff();
