@@ -110,7 +110,7 @@ fn bad_inputs_are_errors_before_training() {
     // Real-space loss is not implemented: named.
     let mut cfg = (*config(tmp.path(), 1)).clone();
     cfg.realspace_weight = 0.5;
-    let err = train(&cfg.validate().unwrap(), &raw, &quiet()).unwrap_err();
+    let err = cfg.validate().unwrap_err();
     assert!(err.to_string().contains("realspace_weight"), "{err}");
     // No archive was written.
     assert!(!tmp.path().join("wts.h5.zip").exists());
