@@ -3,16 +3,20 @@
 
 use std::path::Path;
 
-use ptycho_config::{ModelConfig, TrainingConfig, Valid, load_config_file};
+use ptycho_config::{ModelConfig, SimulationConfig, TrainingConfig, Valid, load_config_file};
 use ptycho_workflows::train::{TrainError, TrainOptions, checkpoint, train};
-use ptycho_workflows::{RawData, SimulationOptions, WorkflowError, simulate_lines};
+use ptycho_workflows::{RawData, WorkflowError, simulate_lines};
 
 fn data() -> RawData {
-    simulate_lines(&SimulationOptions {
-        n_images: 40,
-        seed: 7,
-        ..Default::default()
-    })
+    simulate_lines(
+        &SimulationConfig {
+            n_images: 40,
+            seed: 7,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap(),
+    )
     .unwrap()
 }
 
