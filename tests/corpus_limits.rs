@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use ndarray::{Array1, Array2, Array3};
 use ndarray_npy::WriteNpyExt;
 use num_complex::Complex32;
-use ptycho_config::{ModelConfig, Params, TrainingConfig};
-use ptycho_workflows::{GroupingOptions, RawData, group};
+use ptycho_config::{GroupingConfig, ModelConfig, Params, TrainingConfig, Valid};
+use ptycho_workflows::{RawData, group};
 use zip::write::SimpleFileOptions;
 
 fn npy<A: ndarray_npy::WritableElement, D: ndarray::Dimension>(
@@ -120,38 +120,49 @@ fn raw(m: usize) -> RawData {
     .unwrap()
 }
 
+/// The settings, validated.
+fn valid(c: GroupingConfig) -> Valid<GroupingConfig> {
+    c.validate().unwrap()
+}
+
 /// More groups than scan points at gridsize 2 without oversampling: an error that says how many
 /// were asked for, how many points there are, and what to do.
 #[test]
 fn more_groups_than_the_data_can_give_is_a_clear_error() {
     let data = raw(16);
-    let opts = GroupingOptions {
+    let opts = GroupingConfig {
         n_groups: 100,
-        seed: Some(1),
+        seed: 1,
         ..Default::default()
     };
-    let err = group(&data, &params(2), &opts).unwrap_err().to_string();
+    let err = group(&data, &params(2), &valid(opts.clone()))
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("100 groups requested from 16 scan points")
             && err.contains("request at most 16 groups"),
         "{err}"
     );
     // Fewer points than one group needs.
-    let err = group(&raw(3), &params(2), &opts).unwrap_err().to_string();
+    let err = group(&raw(3), &params(2), &valid(opts.clone()))
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("3 scan points, fewer than the 4 members a group needs"),
         "{err}"
     );
     // Oversampling with a neighbour pool too small for C = 4 members.
-    let over = GroupingOptions {
+    let over = GroupingConfig {
         enable_oversampling: true,
         neighbor_pool_size: Some(3),
         ..opts.clone()
     };
-    let err = group(&data, &params(2), &over).unwrap_err().to_string();
+    let err = group(&data, &params(2), &valid(over.clone()))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("neighbour count K = 3"), "{err}");
     // Reference behaviour at gridsize 1: n_groups is capped at the number of points (spec §2.3,
     // `n_actual = min(nsamples, n)`), so the default n_groups = 512 works on small datasets.
-    let g = group(&data, &params(1), &opts).unwrap();
+    let g = group(&data, &params(1), &valid(opts.clone())).unwrap();
     assert_eq!(g.n_groups(), 16);
 }

@@ -7,12 +7,12 @@ use std::process::Command;
 
 use ndarray::Array3;
 use ndarray_npy::NpzReader;
-use ptycho_config::{ModelConfig, Params, TrainingConfig};
+use ptycho_config::{ModelConfig, Params, SimulationConfig, TrainingConfig};
 use ptycho_e2e::ptycho_bin;
 use ptycho_model::{DeviceKind, PtychoPinn};
 use ptycho_persist::{SaveOptions, save_model};
 use ptycho_workflows::simulate::diffract_positions;
-use ptycho_workflows::{RawData, SimulationOptions, simulate_lines};
+use ptycho_workflows::{RawData, simulate_lines};
 use serde_json::Value;
 
 struct Out {
@@ -278,6 +278,56 @@ fn infer_then_evaluate() {
     );
 }
 
+/// `ptycho infer --config FILE`: the file supplies the model, the data, the output directory,
+/// the group count and a crop; a flag overrides the crop (defaults < file < flags).
+#[test]
+fn infer_config_file_then_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("test.npz");
+    ok(&[
+        "simulate",
+        "--output",
+        s(&data),
+        "--n-images",
+        "24",
+        "--seed",
+        "4",
+    ]);
+    let model = archive(&tmp.path().join("model"), 1);
+    let out_dir = tmp.path().join("from_file");
+    let cfg = tmp.path().join("infer.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "model_path = {:?}\ntest_data_file = {:?}\noutput_dir = {:?}\nn_groups = 10\nstitch_crop = 12\n",
+            s(&model),
+            s(&data),
+            s(&out_dir)
+        ),
+    )
+    .unwrap();
+    let out = ok(&["infer", "--config", s(&cfg), "--stitch-crop", "16"]);
+    assert!(out.contains("reconstructed 10 groups"), "{out}");
+    let mut npz = NpzReader::new(File::open(out_dir.join("reconstruction.npz")).unwrap()).unwrap();
+    let crop: ndarray::Array0<i64> = npz.by_name("stitch_crop").unwrap();
+    assert_eq!(crop.into_scalar(), 16, "the flag wins over the file");
+    // Without the flag, the file's crop is used.
+    ok(&["infer", "--config", s(&cfg)]);
+    let mut npz = NpzReader::new(File::open(out_dir.join("reconstruction.npz")).unwrap()).unwrap();
+    let crop: ndarray::Array0<i64> = npz.by_name("stitch_crop").unwrap();
+    assert_eq!(crop.into_scalar(), 12);
+    // An unknown key names the file and the key; an odd crop from the file names the field.
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "stich_crop = 12\n").unwrap();
+    let line = fails(&["infer", "--config", s(&bad)], "unknown key `stich_crop`");
+    assert!(line.contains("bad.toml"), "{line}");
+    std::fs::write(&bad, "stitch_crop = 13\n").unwrap();
+    let line = fails(&["infer", "--config", s(&bad)], "`stitch_crop`: 13");
+    assert!(line.contains("bad.toml"), "{line}");
+    // Nothing names a model: one line saying so.
+    fails(&["infer", "--test-data", s(&data)], "no model");
+}
+
 #[test]
 fn gridsize2_archive_decides_over_test_data() {
     let tmp = tempfile::tempdir().unwrap();
@@ -349,12 +399,16 @@ fn bad_inputs_fail_with_one_line() {
     );
     // Wrong N for the archive.
     let big = t.join("n128.npz");
-    simulate_lines(&SimulationOptions {
-        n_images: 4,
-        n: 128,
-        object_size: Some(160),
-        ..Default::default()
-    })
+    simulate_lines(
+        &SimulationConfig {
+            n_images: 4,
+            n: 128,
+            object_size: Some(160),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap(),
+    )
     .unwrap()
     .write_npz(&big)
     .unwrap();
@@ -458,7 +512,7 @@ fn bad_inputs_fail_with_one_line() {
     raw.object_guess = None;
     raw.write_npz(&no_obj).unwrap();
     let recon = t.join("recon.npz");
-    ptycho_workflows::infer::Reconstruction {
+    ptycho_workflows::Reconstruction {
         object: ndarray::Array2::zeros((30, 30)),
         origin: [0.0, 0.0],
         stitch_crop: Some(20),

@@ -7,21 +7,26 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use ptycho_config::SimulationConfig;
 use ptycho_e2e::ptycho_bin;
-use ptycho_workflows::{SimulationOptions, simulate_lines};
+use ptycho_workflows::simulate_lines;
 
 fn write_data(dir: &Path, seed: u64) -> PathBuf {
-    write_data_with(dir, seed, SimulationOptions::default().nphotons)
+    write_data_with(dir, seed, SimulationConfig::default().nphotons)
 }
 
 /// 40 simulated patterns; the file's `_metadata` records `nphotons`.
 fn write_data_with(dir: &Path, seed: u64, nphotons: f64) -> PathBuf {
-    let raw = simulate_lines(&SimulationOptions {
-        n_images: 40,
-        seed,
-        nphotons,
-        ..Default::default()
-    })
+    let raw = simulate_lines(
+        &SimulationConfig {
+            n_images: 40,
+            seed,
+            nphotons,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap(),
+    )
     .unwrap();
     let path = dir.join("train.npz");
     raw.write_npz(&path).unwrap();

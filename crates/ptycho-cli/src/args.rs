@@ -1,17 +1,26 @@
-//! Reusable argument groups: the config file plus one override flag per training field.
+//! The one place where command-line flags become settings: for each settings struct of
+//! `ptycho_config` (training, inference, simulation, evaluation) a `--config FILE` argument and one
+//! override flag per user-facing field, resolved as defaults < file < flags, then `validate()`.
+//! The defaults and rules are the config crate's; a flag's help repeats its default (tested).
 //!
 //! Flags use kebab-case; the reference's underscore spelling is accepted as an alias
 //! (`--n_groups`, `--batch_size`, ...). Boolean flags take an explicit value (`--object-big false`;
 //! true/false, yes/no, on/off, 1/0), unlike the reference, where any non-empty value meant true.
-//! Precedence: defaults < `--config FILE` < flags.
 
 use std::path::{Path, PathBuf};
 
 use clap::builder::{BoolishValueParser, PossibleValuesParser, TypedValueParser};
 use clap::{ArgAction, Args};
+use ptycho_config::file::ConfigFile;
 use ptycho_config::{
-    AmpActivation, ConfigError, ModelType, TrainingConfig, Valid, load_config_file,
+    AmpActivation, ConfigError, EvaluationConfig, InferenceConfig, ModelType, SimObject,
+    SimulationConfig, TrainingConfig, Valid, load_file,
 };
+
+/// The defaults, or the config file's values over them.
+fn base<T: ConfigFile>(config: Option<&Path>) -> Result<T, ConfigError> {
+    config.map_or_else(|| Ok(T::default()), load_file)
+}
 
 /// `--config FILE` and the training overrides, resolved into a validated training config.
 #[derive(Debug, Clone, Default, Args)]
@@ -36,10 +45,7 @@ pub fn resolve_training_config(
     config: Option<&Path>,
     overrides: &TrainingOverrides,
 ) -> Result<Valid<TrainingConfig>, ConfigError> {
-    let mut cfg = match config {
-        Some(path) => load_config_file(path)?,
-        None => TrainingConfig::default(),
-    };
+    let mut cfg: TrainingConfig = base(config)?;
     overrides.apply(&mut cfg);
     cfg.validate()
 }
@@ -324,6 +330,190 @@ impl TrainingOverrides {
     }
 }
 
+/// `--config FILE` and the inference overrides, resolved into a validated inference config.
+#[derive(Debug, Clone, Default, Args)]
+pub struct InferenceArgs {
+    /// Inference config file (.toml or .json); its keys override the defaults, flags override it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub overrides: InferenceOverrides,
+}
+
+impl InferenceArgs {
+    /// Defaults < file < flags, then `validate()`.
+    pub fn resolve(&self) -> Result<Valid<InferenceConfig>, ConfigError> {
+        let mut cfg: InferenceConfig = base(self.config.as_deref())?;
+        self.overrides.apply(&mut cfg);
+        cfg.validate()
+    }
+}
+
+/// One optional flag per user-facing `InferenceConfig` field (the model's N and gridsize come
+/// from the archive).
+#[derive(Debug, Clone, Default, Args)]
+pub struct InferenceOverrides {
+    /// Model directory holding wts.h5.zip, or the archive itself. Default: none (required here
+    /// or as model_path in the config file).
+    #[arg(long, visible_alias = "model_path", value_name = "DIR|ZIP")]
+    pub model: Option<PathBuf>,
+    /// Test data NPZ (diff3d amplitudes, xcoords, ycoords, probeGuess[, objectGuess]). Default:
+    /// none (required here or as test_data_file in the config file).
+    #[arg(long, visible_aliases = ["test_data", "test-data-file", "test_data_file"], value_name = "FILE.npz")]
+    pub test_data: Option<PathBuf>,
+    /// Output directory (created if missing). Default: inference_outputs.
+    #[arg(long, visible_alias = "output_dir", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// Number of groups to reconstruct (≥ 1). Default: none (every scan point at gridsize 1,
+    /// points / gridsize² at gridsize > 1; the gridsize is the model's).
+    #[arg(long, visible_aliases = ["n_groups", "n-images", "n_images"], value_name = "INT")]
+    pub n_groups: Option<usize>,
+    /// Scan points to subsample before grouping (≥ 1). Default: none (all points).
+    #[arg(long, visible_alias = "n_subsample", value_name = "INT")]
+    pub n_subsample: Option<usize>,
+    /// Seed of the subsampling. Default: none (the grouping seed).
+    #[arg(long, visible_alias = "subsample_seed", value_name = "INT")]
+    pub subsample_seed: Option<u64>,
+    /// K, neighbours considered per group at gridsize > 1 (K ≥ the model's gridsize²). Default: 4.
+    #[arg(long, visible_alias = "neighbor_count", value_name = "INT")]
+    pub neighbor_count: Option<usize>,
+    /// Seed of the grouping draw. Default: 45.
+    #[arg(long, value_name = "INT")]
+    pub seed: Option<u64>,
+    /// Central crop M of every predicted patch used for stitching, pixels (even, ≤ N). Default: 20.
+    #[arg(long, visible_alias = "stitch_crop", value_name = "PIXELS")]
+    pub stitch_crop: Option<usize>,
+    /// Groups per forward pass (≥ 1); more needs more memory. On flex two passes run at once;
+    /// on tch-cpu a pass holds at most 16 groups (faster there). Default: 32.
+    #[arg(long, visible_alias = "batch_size", value_name = "INT")]
+    pub batch_size: Option<usize>,
+}
+
+impl InferenceOverrides {
+    /// Replace the fields whose flag was given.
+    pub fn apply(&self, cfg: &mut InferenceConfig) {
+        override_fields! {
+            self.model => cfg.model_path,
+            self.test_data => cfg.test_data_file,
+            self.output_dir => cfg.output_dir,
+            self.n_groups => cfg.n_groups,
+            self.n_subsample => cfg.n_subsample,
+            self.subsample_seed => cfg.subsample_seed,
+            self.neighbor_count => cfg.neighbor_count,
+            self.seed => cfg.seed,
+            self.stitch_crop => cfg.stitch_crop,
+            self.batch_size => cfg.batch_size,
+        }
+    }
+}
+
+fn sim_object_parser() -> impl TypedValueParser<Value = SimObject> {
+    PossibleValuesParser::new(SimObject::NAMES).try_map(|s| s.parse::<SimObject>())
+}
+
+/// `--config FILE` and the simulation overrides, resolved into a validated simulation config.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SimulationArgs {
+    /// Simulation config file (.toml or .json); its keys override the defaults, flags override it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub overrides: SimulationOverrides,
+}
+
+impl SimulationArgs {
+    /// Defaults < file < flags, then `validate()`.
+    pub fn resolve(&self) -> Result<Valid<SimulationConfig>, ConfigError> {
+        let mut cfg: SimulationConfig = base(self.config.as_deref())?;
+        self.overrides.apply(&mut cfg);
+        cfg.validate()
+    }
+}
+
+/// One optional flag per user-facing `SimulationConfig` field.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SimulationOverrides {
+    /// Number of scan positions, i.e. diffraction patterns (≥ 1). Default: 512.
+    #[arg(long, visible_alias = "n_images", value_name = "M")]
+    pub n_images: Option<usize>,
+    /// Synthetic object (lines: random smoothed lines, real amplitude, zero phase). Default: lines.
+    #[arg(long, value_name = "KIND", value_parser = sim_object_parser())]
+    pub object: Option<SimObject>,
+    /// Object side in pixels (≥ N). Default: none (int(3.5·N) = 224 for N = 64).
+    #[arg(long, visible_alias = "object_size", value_name = "PIXELS")]
+    pub object_size: Option<usize>,
+    /// Diffraction pattern (and probe) size N in pixels, even. Default: 64.
+    #[arg(long = "n", visible_alias = "N", value_name = "PIXELS")]
+    pub n: Option<usize>,
+    /// Mean photons per diffraction pattern (counts, > 0). Recorded in the file's `_metadata`,
+    /// where `ptycho train` (and the reference's train.py) take it from. Default: 1e9.
+    #[arg(long, value_name = "COUNTS")]
+    pub nphotons: Option<f64>,
+    /// Seed of every random draw (object, scan positions, noise). Default: 42.
+    #[arg(long, value_name = "INT")]
+    pub seed: Option<u64>,
+    /// Store noise-free amplitudes instead of drawing Poisson counts (noise = false).
+    #[arg(long)]
+    pub no_noise: bool,
+}
+
+impl SimulationOverrides {
+    /// Replace the fields whose flag was given.
+    pub fn apply(&self, cfg: &mut SimulationConfig) {
+        override_fields! {
+            self.n_images => cfg.n_images,
+            self.object => cfg.object,
+            self.object_size => cfg.object_size,
+            self.n => cfg.n,
+            self.nphotons => cfg.nphotons,
+            self.seed => cfg.seed,
+        }
+        if self.no_noise {
+            cfg.noise = false;
+        }
+    }
+}
+
+/// `--config FILE` and the evaluation overrides, resolved into a validated evaluation config.
+#[derive(Debug, Clone, Default, Args)]
+pub struct EvaluationArgs {
+    /// Evaluation config file (.toml or .json); its keys override the defaults, flags override it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub overrides: EvaluationOverrides,
+}
+
+impl EvaluationArgs {
+    /// Defaults < file < flags, then `validate()`.
+    pub fn resolve(&self) -> Result<Valid<EvaluationConfig>, ConfigError> {
+        let mut cfg: EvaluationConfig = base(self.config.as_deref())?;
+        self.overrides.apply(&mut cfg);
+        cfg.validate()
+    }
+}
+
+/// One optional flag per `EvaluationConfig` field.
+#[derive(Debug, Clone, Default, Args)]
+pub struct EvaluationOverrides {
+    /// Stitching crop M in pixels (the crop margin is M/2; even). Default: none (the value stored
+    /// in the reconstruction, else 20).
+    #[arg(long, visible_alias = "stitch_crop", value_name = "PIXELS")]
+    pub stitch_crop: Option<usize>,
+}
+
+impl EvaluationOverrides {
+    /// Replace the fields whose flag was given.
+    pub fn apply(&self, cfg: &mut EvaluationConfig) {
+        override_fields! {
+            self.stitch_crop => cfg.stitch_crop,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::{CommandFactory, Parser};
@@ -350,6 +540,19 @@ mod tests {
             .into_inner()
     }
 
+    /// The flags applied over the defaults, not validated.
+    fn applied(argv: &[&str]) -> TrainingConfig {
+        let mut full = vec!["t"];
+        full.extend_from_slice(argv);
+        let mut cfg = TrainingConfig::default();
+        Harness::try_parse_from(full)
+            .unwrap()
+            .args
+            .overrides
+            .apply(&mut cfg);
+        cfg
+    }
+
     #[test]
     fn no_flags_gives_defaults() {
         assert_eq!(resolve(&[]), TrainingConfig::default());
@@ -357,7 +560,8 @@ mod tests {
 
     #[test]
     fn every_field_has_a_flag_and_it_lands_in_the_config() {
-        let cfg = resolve(&[
+        // Not validated: the real-space weights have flags but must be 0 (not implemented).
+        let cfg = applied(&[
             "--N",
             "128",
             "--gridsize",
@@ -478,6 +682,8 @@ mod tests {
             early_stop_patience: 0,
         };
         assert_eq!(cfg, expected);
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("realspace_mae_weight"), "{e}");
     }
 
     #[test]
@@ -489,16 +695,18 @@ mod tests {
         assert!(Harness::try_parse_from(["t", "--amp-activation", "tanh"]).is_err());
     }
 
-    /// The "Default: X." in every flag's help must match `TrainingConfig::default()`.
-    #[test]
-    fn help_defaults_match_the_config_defaults() {
-        let cmd = Harness::command();
-        let params = Params::from_training(&TrainingConfig::default().validate().unwrap());
-        let legacy = params.to_legacy();
+    /// Checks that the "Default: X." in the help of every flag of `cmd` (except `skip`) matches the
+    /// value of its key (`key_of(id)`) in `defaults`; returns how many flags were checked.
+    fn check_help_defaults(
+        cmd: &clap::Command,
+        defaults: &serde_json::Map<String, Value>,
+        key_of: impl Fn(&str) -> String,
+        skip: &[&str],
+    ) -> usize {
         let mut checked = 0;
         for arg in cmd.get_arguments() {
             let id = arg.get_id().as_str();
-            if matches!(id, "config" | "help") {
+            if matches!(id, "config" | "help") || skip.contains(&id) {
                 continue;
             }
             let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
@@ -507,9 +715,8 @@ mod tests {
             };
             let shown = rest.split_whitespace().next().unwrap_or("");
             let shown = shown.strip_suffix('.').unwrap_or(shown);
-            let key = if id == "n" { "N" } else { legacy_key(id) };
-            match legacy.get(key) {
-                None => assert_eq!(shown, "none", "--{id}"),
+            match defaults.get(&key_of(id)) {
+                None | Some(Value::Null) => assert_eq!(shown, "none", "--{id}"),
                 Some(Value::Number(n)) => {
                     let v: f64 = shown.parse().unwrap_or(f64::NAN);
                     assert_eq!(Some(v), n.as_f64(), "--{id}");
@@ -519,6 +726,167 @@ mod tests {
             }
             checked += 1;
         }
+        checked
+    }
+
+    fn object(v: Result<Value, serde_json::Error>) -> serde_json::Map<String, Value> {
+        match v.unwrap() {
+            Value::Object(m) => m,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    /// The "Default: X." in every flag's help must match `TrainingConfig::default()`.
+    #[test]
+    fn help_defaults_match_the_config_defaults() {
+        let params = Params::from_training(&TrainingConfig::default().validate().unwrap());
+        let legacy: serde_json::Map<String, Value> = params.to_legacy().into_iter().collect();
+        let key_of = |id: &str| if id == "n" { "N" } else { legacy_key(id) }.to_string();
+        let checked = check_help_defaults(&Harness::command(), &legacy, key_of, &[]);
         assert_eq!(checked, 38);
+    }
+
+    #[derive(Debug, Parser)]
+    struct InferHarness {
+        #[command(flatten)]
+        args: InferenceArgs,
+    }
+
+    #[derive(Debug, Parser)]
+    struct SimulateHarness {
+        #[command(flatten)]
+        args: SimulationArgs,
+    }
+
+    #[derive(Debug, Parser)]
+    struct EvaluateHarness {
+        #[command(flatten)]
+        args: EvaluationArgs,
+    }
+
+    /// The same for the inference, simulation and evaluation flags and their configs.
+    #[test]
+    fn other_help_defaults_match_their_config_defaults() {
+        let infer_key = |id: &str| {
+            match id {
+                "model" => "model_path",
+                "test_data" => "test_data_file",
+                other => other,
+            }
+            .to_string()
+        };
+        let n = check_help_defaults(
+            &InferHarness::command(),
+            &object(serde_json::to_value(InferenceConfig::default())),
+            infer_key,
+            &[],
+        );
+        assert_eq!(n, 10);
+        let sim_key = |id: &str| if id == "n" { "N" } else { id }.to_string();
+        let n = check_help_defaults(
+            &SimulateHarness::command(),
+            &object(serde_json::to_value(SimulationConfig::default())),
+            sim_key,
+            &["no_noise"],
+        );
+        assert_eq!(n, 6);
+        let n = check_help_defaults(
+            &EvaluateHarness::command(),
+            &object(serde_json::to_value(EvaluationConfig::default())),
+            str::to_string,
+            &[],
+        );
+        assert_eq!(n, 1);
+    }
+
+    /// defaults < file < flags for the inference settings: a value from the file, one from a flag
+    /// over the file, one default.
+    #[test]
+    fn inference_config_file_then_flags() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("infer.toml");
+        std::fs::write(
+            &file,
+            "model_path = \"runs/m\"\nstitch_crop = 16\nbatch_size = 8\n",
+        )
+        .unwrap();
+        let parse = |argv: &[&str]| {
+            let argv = ["t", "--config", file.to_str().unwrap()]
+                .into_iter()
+                .chain(argv.iter().copied());
+            InferHarness::try_parse_from(argv).unwrap().args.resolve()
+        };
+        let cfg = parse(&["--batch-size", "4", "--test-data", "t.npz"]).unwrap();
+        assert_eq!(cfg.model_path.as_deref(), Some(Path::new("runs/m")));
+        assert_eq!((cfg.stitch_crop, cfg.batch_size), (16, 4));
+        assert_eq!(cfg.test_data_file.as_deref(), Some(Path::new("t.npz")));
+        assert_eq!(cfg.seed, InferenceConfig::default().seed);
+        // A flag's value is validated like the file's: an odd crop names its field.
+        let e = parse(&["--stitch-crop", "15"]).unwrap_err().to_string();
+        assert!(e.starts_with("invalid value for `stitch_crop`: 15"), "{e}");
+        // An unknown key in the file names the file and the key.
+        std::fs::write(&file, "stich_crop = 16\n").unwrap();
+        let e = parse(&[]).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}: unknown key `stich_crop` (did you mean `stitch_crop`?)",
+                file.display()
+            )
+        );
+    }
+
+    #[test]
+    fn simulation_and_evaluation_flags_land_in_their_configs() {
+        let sim = |argv: &[&str]| {
+            SimulateHarness::try_parse_from(std::iter::once("t").chain(argv.iter().copied()))
+                .unwrap()
+                .args
+                .resolve()
+        };
+        let cfg = sim(&[
+            "--n-images",
+            "8",
+            "--object",
+            "lines",
+            "--object_size",
+            "96",
+            "--N",
+            "32",
+            "--nphotons",
+            "1e6",
+            "--seed",
+            "3",
+            "--no-noise",
+        ])
+        .unwrap();
+        let expected = SimulationConfig {
+            n_images: 8,
+            object: SimObject::Lines,
+            object_size: Some(96),
+            n: 32,
+            nphotons: 1e6,
+            seed: 3,
+            noise: false,
+            ..Default::default()
+        };
+        assert_eq!(*cfg, expected);
+        assert_eq!(sim(&[]).unwrap().into_inner(), SimulationConfig::default());
+        let e = sim(&["--n", "63"]).unwrap_err().to_string();
+        assert!(e.contains("`N`: 63"), "{e}");
+        assert!(SimulateHarness::try_parse_from(["t", "--object", "disk"]).is_err());
+
+        let eval = |argv: &[&str]| {
+            EvaluateHarness::try_parse_from(std::iter::once("t").chain(argv.iter().copied()))
+                .unwrap()
+                .args
+                .resolve()
+        };
+        assert_eq!(eval(&[]).unwrap().stitch_crop, None);
+        assert_eq!(
+            eval(&["--stitch_crop", "24"]).unwrap().stitch_crop,
+            Some(24)
+        );
+        assert!(eval(&["--stitch-crop", "0"]).is_err());
     }
 }

@@ -291,3 +291,52 @@ fn run_help_describes_the_main_job() {
         assert!(help.contains(needle), "run --help lacks {needle}:\n{help}");
     }
 }
+
+/// `ptycho infer --config FILE`: the same loader as training (unknown keys name file and key,
+/// values are validated naming the field), and a flag overrides the file's value.
+#[test]
+fn infer_config_file_is_read_and_flags_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "bad.toml", "batch_sise = 8\n");
+    let line = one_error_line(&ptycho(&["infer", "--config", &path]));
+    assert!(
+        line.contains(&path)
+            && line.contains("unknown key `batch_sise` (did you mean `batch_size`?)"),
+        "{line}"
+    );
+    let path = write(dir.path(), "odd.json", r#"{"stitch_crop": 21}"#);
+    let line = one_error_line(&ptycho(&["infer", "--config", &path]));
+    assert!(
+        line.contains(&path) && line.contains("invalid value for `stitch_crop`: 21"),
+        "{line}"
+    );
+    // The file names a missing model and a test file; --test-data overrides the file's test
+    // file, so the error names the flag's file (the test data is read before the model).
+    let missing_model = dir.path().join("no_model");
+    let path = write(
+        dir.path(),
+        "infer.toml",
+        &format!(
+            "model_path = {:?}\ntest_data_file = {:?}\n",
+            missing_model.display().to_string(),
+            dir.path().join("from_file.npz").display().to_string()
+        ),
+    );
+    let flag_data = dir.path().join("from_flag.npz");
+    let line = one_error_line(&ptycho(&[
+        "infer",
+        "--config",
+        &path,
+        "--test-data",
+        &flag_data.display().to_string(),
+    ]));
+    assert!(
+        line.contains("from_flag.npz") && !line.contains("from_file.npz"),
+        "{line}"
+    );
+    let line = one_error_line(&ptycho(&["infer", "--config", &path]));
+    assert!(line.contains("from_file.npz"), "{line}");
+    // Neither flag nor file names a model.
+    let line = one_error_line(&ptycho(&["infer", "--test-data", "t.npz"]));
+    assert!(line.contains("no model"), "{line}");
+}

@@ -65,38 +65,16 @@ pub(crate) fn suggestion<'a>(key: &str, known: impl Iterator<Item = &'a str>) ->
     let norm = |s: &str| s.to_ascii_lowercase().replace(['-', '.'], "_");
     let k = norm(key);
     known
-        .map(|cand| (edit_distance(&k, &norm(cand)), cand))
+        .map(|cand| (strsim::levenshtein(&k, &norm(cand)), cand))
         .filter(|(d, _)| *d <= 2.max(key.len() / 4))
         .min()
         .map(|(_, cand)| format!(" (did you mean `{cand}`?)"))
         .unwrap_or_default()
 }
 
-/// Levenshtein distance over chars.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn edit_distance_basics() {
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("same", "same"), 0);
-    }
 
     #[test]
     fn suggestion_finds_close_keys_only() {

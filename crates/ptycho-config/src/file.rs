@@ -1,7 +1,9 @@
-//! Config files (TOML or JSON, chosen by extension).
+//! Config files (TOML or JSON, chosen by extension): one loader for every settings struct
+//! ([`ConfigFile`]: training, inference, simulation, evaluation).
 //!
-//! A file holds the fields of [`TrainingConfig`] (or [`InferenceConfig`]); the model fields go in a
-//! `[model]` table (`"model": {...}` in JSON) or, as in the reference's YAML files, at the top level.
+//! A file holds the fields of one struct, e.g. [`TrainingConfig`]; for the structs with a model
+//! (training, inference) the model fields go in a `[model]` table (`"model": {...}` in JSON) or, as
+//! in the reference's YAML files, at the top level.
 //! Absent keys keep their defaults; precedence is defaults < file < command-line flags (the flags
 //! are applied by the caller, then `validate()` runs). Errors name the file and the key: unknown
 //! key (with a suggestion), key given twice, wrong type, or a value out of range.
@@ -18,12 +20,41 @@
 
 use std::path::Path;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::decode::{Entry, decode, defaults_of, suggestion};
 use crate::error::{ConfigError, one_line};
+use crate::evaluation::EvaluationConfig;
+use crate::inference::InferenceConfig;
 use crate::model::ModelConfig;
-use crate::training::{InferenceConfig, TrainingConfig};
+use crate::simulation::SimulationConfig;
+use crate::training::TrainingConfig;
+
+/// A settings struct that a config file can hold.
+pub trait ConfigFile: Serialize + DeserializeOwned + Default {
+    /// Range rules of single fields, checked on the file's values (rules between fields are left
+    /// to `validate()`, once the command-line flags are applied).
+    fn check_fields(&self) -> Result<(), ConfigError>;
+}
+
+macro_rules! config_file {
+    ($($ty:ty),+) => {
+        $(impl ConfigFile for $ty {
+            fn check_fields(&self) -> Result<(), ConfigError> {
+                <$ty>::check_fields(self)
+            }
+        })+
+    };
+}
+
+config_file!(
+    TrainingConfig,
+    InferenceConfig,
+    SimulationConfig,
+    EvaluationConfig
+);
 
 /// Syntax of a config file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,16 +85,36 @@ impl FileFormat {
 /// checked (errors name the file); rules between fields are checked by `validate()` once the
 /// command-line flags are applied.
 pub fn load_config_file(path: impl AsRef<Path>) -> Result<TrainingConfig, ConfigError> {
-    let path = path.as_ref();
-    let (text, format) = read(path)?;
-    parse_training_config(&text, format, &path.display().to_string())
+    load_file(path)
 }
 
-/// Read an inference config file; see [`load_config_file`].
+/// Read an inference config file; see [`load_file`].
 pub fn load_inference_config_file(path: impl AsRef<Path>) -> Result<InferenceConfig, ConfigError> {
+    load_file(path)
+}
+
+/// Read a config file of any settings struct: defaults overlaid with the file's keys, per-field
+/// ranges checked (errors name the file and the key).
+pub fn load_file<T: ConfigFile>(path: impl AsRef<Path>) -> Result<T, ConfigError> {
     let path = path.as_ref();
     let (text, format) = read(path)?;
-    parse_inference_config(&text, format, &path.display().to_string())
+    parse_config(&text, format, &path.display().to_string())
+}
+
+/// Parse a config of any settings struct from text; `origin` names the source in errors.
+pub fn parse_config<T: ConfigFile>(
+    text: &str,
+    format: FileFormat,
+    origin: &str,
+) -> Result<T, ConfigError> {
+    let table = parse_table(text, format, origin)?;
+    let cfg: T = if defaults_of::<T>().contains_key("model") {
+        decode_with_model(table, origin)?
+    } else {
+        decode_flat(table, origin)?
+    };
+    cfg.check_fields().map_err(|e| in_file(origin, e))?;
+    Ok(cfg)
 }
 
 /// Parse a training config from text; `origin` names the source in errors.
@@ -72,10 +123,7 @@ pub fn parse_training_config(
     format: FileFormat,
     origin: &str,
 ) -> Result<TrainingConfig, ConfigError> {
-    let table = parse_table(text, format, origin)?;
-    let cfg: TrainingConfig = decode_with_model(table, origin)?;
-    cfg.check_fields().map_err(|e| in_file(origin, e))?;
-    Ok(cfg)
+    parse_config(text, format, origin)
 }
 
 /// Parse an inference config from text; `origin` names the source in errors.
@@ -84,10 +132,7 @@ pub fn parse_inference_config(
     format: FileFormat,
     origin: &str,
 ) -> Result<InferenceConfig, ConfigError> {
-    let table = parse_table(text, format, origin)?;
-    let cfg: InferenceConfig = decode_with_model(table, origin)?;
-    cfg.check_fields().map_err(|e| in_file(origin, e))?;
-    Ok(cfg)
+    parse_config(text, format, origin)
 }
 
 fn in_file(origin: &str, error: ConfigError) -> ConfigError {
@@ -244,6 +289,40 @@ fn push_unique(entries: &mut Vec<Entry>, entry: Entry, origin: &str) -> Result<(
     }
     entries.push(entry);
     Ok(())
+}
+
+/// Decode a file's table into a struct without a model: every key is one of its fields (or an
+/// alias of one).
+fn decode_flat<T>(table: Map<String, Value>, origin: &str) -> Result<T, ConfigError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Default,
+{
+    let fields = defaults_of::<T>();
+    let mut entries = Vec::new();
+    for (key, value) in table {
+        let field = [
+            key.as_str(),
+            canonical(&key, CONFIG_ALIASES),
+            canonical(&key, MODEL_ALIASES),
+        ]
+        .into_iter()
+        .find(|f| fields.contains_key(*f))
+        .map(str::to_string);
+        let Some(field) = field else {
+            return Err(ConfigError::UnknownKey {
+                origin: origin.to_string(),
+                hint: suggestion(&key, fields.keys().map(String::as_str)),
+                key,
+            });
+        };
+        let entry = Entry {
+            field,
+            shown: key,
+            value,
+        };
+        push_unique(&mut entries, entry, origin)?;
+    }
+    decode(entries, origin)
 }
 
 /// Split a file's table into model entries and config entries and decode both.
@@ -479,6 +558,32 @@ mod tests {
         std::fs::write(&i, "model_path = \"runs/x\"\nstitch_crop = 10\n").unwrap();
         let c = load_inference_config_file(&i).unwrap();
         assert_eq!(c.stitch_crop, 10);
+        std::fs::write(&i, "stitch_crop = 11\n").unwrap();
+        let e = load_inference_config_file(&i).unwrap_err().to_string();
+        assert!(
+            e.contains("i.toml") && e.contains("`stitch_crop`: 11"),
+            "{e}"
+        );
+        let s = dir.join("s.json");
+        std::fs::write(&s, r#"{"n_images": 8, "n": 128, "noise": false}"#).unwrap();
+        let c: SimulationConfig = load_file(&s).unwrap();
+        assert_eq!((c.n_images, c.n, c.noise), (8, 128, false));
+        std::fs::write(&s, r#"{"n_image": 8}"#).unwrap();
+        let e = load_file::<SimulationConfig>(&s).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}: unknown key `n_image` (did you mean `n_images`?)",
+                s.display()
+            )
+        );
+        let v = dir.join("e.toml");
+        std::fs::write(&v, "stitch_crop = 16\n").unwrap();
+        let c: EvaluationConfig = load_file(&v).unwrap();
+        assert_eq!(c.stitch_crop, Some(16));
+        std::fs::write(&v, "[model]\nN = 64\n").unwrap();
+        let e = load_file::<EvaluationConfig>(&v).unwrap_err().to_string();
+        assert!(e.contains("unknown key `model`"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,11 +1,6 @@
 //! `ModelConfig`: the architecture of the network (spec §1.1).
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
-
-use crate::error::ConfigError;
 
 /// Amplitude-head activation (spec §4.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -80,39 +75,6 @@ impl ModelConfig {
     pub fn channels(&self) -> usize {
         self.gridsize * self.gridsize
     }
-}
-
-macro_rules! word_enum {
-    ($ty:ident, $what:literal, { $($variant:ident => $word:literal),+ $(,)? }) => {
-        impl $ty {
-            /// Every accepted spelling, in declaration order.
-            pub const NAMES: &'static [&'static str] = &[$($word),+];
-            /// The config-file / legacy spelling.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($ty::$variant => $word),+
-                }
-            }
-        }
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-        impl FromStr for $ty {
-            type Err = ConfigError;
-            fn from_str(s: &str) -> Result<Self, ConfigError> {
-                match s {
-                    $($word => Ok($ty::$variant),)+
-                    other => Err(ConfigError::Invalid {
-                        field: $what,
-                        value: format!("{other:?}"),
-                        allowed: format!("allowed: {}", Self::NAMES.join(", ")),
-                    }),
-                }
-            }
-        }
-    };
 }
 
 word_enum!(AmpActivation, "amp_activation", {

@@ -38,19 +38,20 @@
 //! ```
 
 use num_complex::Complex32;
+use serde_json::{Value, json};
 
-use crate::legacy::{self, LegacyMap};
+use crate::error::ConfigError;
+use crate::inference::InferenceConfig;
+pub use crate::legacy::{
+    DEFAULT_MAX_POSITION_JITTER, DEFAULT_NPHOTONS, DEFAULT_OFFSET, DEFAULT_PROBE_SCALE,
+};
+use crate::legacy::{
+    LEGACY_ORIGIN, LegacyMap, flatten, legacy_defaults, model_from_legacy, strip_typed_keys,
+    with_model,
+};
 use crate::model::ModelConfig;
-
-/// Legacy-only keys with their reference defaults (spec §1.5).
-/// Pixels between grid neighbours (used for bigN and the evaluation trim).
-pub const DEFAULT_OFFSET: usize = 4;
-/// Padding buffer in pixels added to bigN for the in-model canvas.
-pub const DEFAULT_MAX_POSITION_JITTER: usize = 10;
-/// Width parameter of the simulator's default probe (dimensionless).
-pub const DEFAULT_PROBE_SCALE: f64 = 0.7;
-/// Legacy default of `nphotons` (mean photons per pattern), used when no config supplies one.
-pub const DEFAULT_NPHOTONS: f64 = 1e9;
+use crate::training::TrainingConfig;
+use crate::validate::Valid;
 
 /// The normalised probe attached to a params value at run time: N×N complex amplitude, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,33 +77,58 @@ pub struct Params {
 }
 
 impl Params {
-    /// The one constructor: model + nphotons + a legacy map whose typed keys are read (with the
-    /// legacy defaults underneath) and the rest kept as they are.
-    pub(crate) fn bridge(model: ModelConfig, nphotons: f64, config_keys: LegacyMap) -> Params {
-        let mut rest = legacy::legacy_defaults();
-        rest.extend(config_keys);
-        let get_usize = |k: &str, d: usize| {
-            rest.get(k)
-                .and_then(serde_json::Value::as_u64)
-                .map_or(d, |v| v as usize)
-        };
-        let offset = get_usize("offset", DEFAULT_OFFSET);
-        let max_position_jitter = get_usize("max_position_jitter", DEFAULT_MAX_POSITION_JITTER);
-        let default_probe_scale = rest
-            .get("default_probe_scale")
-            .and_then(serde_json::Value::as_f64)
-            .unwrap_or(DEFAULT_PROBE_SCALE);
-        legacy::strip_typed_keys(&mut rest);
+    /// The one constructor: the typed values, and the other legacy entries (`config_keys`, over
+    /// the legacy defaults; typed, derived and runtime keys dropped).
+    fn build(
+        model: ModelConfig,
+        nphotons: f64,
+        offset: usize,
+        max_position_jitter: usize,
+        default_probe_scale: f64,
+        intensity_scale: Option<f64>,
+        config_keys: impl IntoIterator<Item = (String, Value)>,
+    ) -> Params {
+        let mut legacy = legacy_defaults();
+        legacy.extend(config_keys);
+        strip_typed_keys(&mut legacy);
         Params {
             model,
             nphotons,
             offset,
             max_position_jitter,
             default_probe_scale,
-            legacy: rest,
-            intensity_scale: None,
+            legacy,
+            intensity_scale,
             probe: None,
         }
+    }
+
+    /// Bridge a validated training config into the params value (the reference's
+    /// `update_legacy_dict`): model keys, nphotons and the training keys over the legacy defaults.
+    pub fn from_training(cfg: &Valid<TrainingConfig>) -> Params {
+        Params::build(
+            cfg.model.clone(),
+            cfg.nphotons,
+            DEFAULT_OFFSET,
+            DEFAULT_MAX_POSITION_JITTER,
+            DEFAULT_PROBE_SCALE,
+            None,
+            cfg.to_legacy(),
+        )
+    }
+
+    /// Bridge a validated inference config into the params value. `nphotons` is the legacy default
+    /// 1e9 (an inference config has none); an archive's params come from [`Params::from_legacy`].
+    pub fn from_inference(cfg: &Valid<InferenceConfig>) -> Params {
+        Params::build(
+            cfg.model.clone(),
+            DEFAULT_NPHOTONS,
+            DEFAULT_OFFSET,
+            DEFAULT_MAX_POSITION_JITTER,
+            DEFAULT_PROBE_SCALE,
+            None,
+            cfg.to_legacy(),
+        )
     }
 
     pub fn model(&self) -> &ModelConfig {
@@ -170,10 +196,112 @@ impl Params {
     }
 }
 
+fn typed<T>(
+    map: &LegacyMap,
+    key: &'static str,
+    read: impl Fn(&Value) -> Option<T>,
+    expected: &str,
+) -> Result<Option<T>, ConfigError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => read(v).map(Some).ok_or_else(|| ConfigError::WrongType {
+            origin: LEGACY_ORIGIN.into(),
+            key: key.into(),
+            message: format!("expected {expected}, found {v}"),
+        }),
+    }
+}
+
+fn in_legacy(error: ConfigError) -> ConfigError {
+    ConfigError::InFile {
+        origin: LEGACY_ORIGIN.into(),
+        error: Box::new(error),
+    }
+}
+
+fn positive(field: &'static str, x: f64) -> Result<f64, ConfigError> {
+    if x.is_finite() && x > 0.0 {
+        Ok(x)
+    } else {
+        Err(in_legacy(ConfigError::Invalid {
+            field,
+            value: x.to_string(),
+            allowed: "must be > 0 and finite".into(),
+        }))
+    }
+}
+
+impl Params {
+    /// The flat legacy view: legacy-only keys (reference defaults), the config's keys (model,
+    /// nphotons and, when built from a training / inference config, that config's keys), derived
+    /// `bigN` / `padded_size` and the runtime `intensity_scale` if attached. The probe is not
+    /// included (see [`Params::probe`]).
+    pub fn to_legacy(&self) -> LegacyMap {
+        let mut map = self.legacy.clone();
+        map.extend(flatten(
+            with_model(json!({}), &self.model).unwrap_or(Value::Null),
+        ));
+        map.insert("nphotons".into(), json!(self.nphotons));
+        map.insert("offset".into(), json!(self.offset));
+        map.insert(
+            "max_position_jitter".into(),
+            json!(self.max_position_jitter),
+        );
+        map.insert(
+            "default_probe_scale".into(),
+            json!(self.default_probe_scale),
+        );
+        map.insert("bigN".into(), json!(self.big_n()));
+        map.insert("padded_size".into(), json!(self.padded_size()));
+        if let Some(s) = self.intensity_scale {
+            map.insert("intensity_scale".into(), json!(s));
+        }
+        map
+    }
+
+    /// Restore a params value from a legacy map (an archive snapshot). `N` and `gridsize` are
+    /// required (as in the reference loader); the model keys are validated; other absent keys take
+    /// their defaults; `bigN` / `padded_size` are recomputed; `intensity_scale` is restored as the
+    /// runtime value. The probe is attached separately with [`Params::with_probe`].
+    pub fn from_legacy(map: &LegacyMap) -> Result<Params, ConfigError> {
+        for key in ["N", "gridsize"] {
+            if map.get(key).is_none_or(Value::is_null) {
+                return Err(ConfigError::MissingKey {
+                    origin: LEGACY_ORIGIN.into(),
+                    key,
+                });
+            }
+        }
+        let model = model_from_legacy(map)?;
+        model.check().map_err(in_legacy)?;
+        let as_usize = |v: &Value| v.as_u64().map(|u| u as usize);
+        let nphotons =
+            typed(map, "nphotons", Value::as_f64, "a number")?.unwrap_or(DEFAULT_NPHOTONS);
+        let nphotons = positive("nphotons", nphotons)?;
+        let offset = typed(map, "offset", as_usize, "an integer ≥ 0")?.unwrap_or(DEFAULT_OFFSET);
+        let max_position_jitter = typed(map, "max_position_jitter", as_usize, "an integer ≥ 0")?
+            .unwrap_or(DEFAULT_MAX_POSITION_JITTER);
+        let default_probe_scale = typed(map, "default_probe_scale", Value::as_f64, "a number")?
+            .unwrap_or(DEFAULT_PROBE_SCALE);
+        let default_probe_scale = positive("default_probe_scale", default_probe_scale)?;
+        let intensity_scale = typed(map, "intensity_scale", Value::as_f64, "a number")?
+            .map(|s| positive("intensity_scale", s))
+            .transpose()?;
+        Ok(Params::build(
+            model,
+            nphotons,
+            offset,
+            max_position_jitter,
+            default_probe_scale,
+            intensity_scale,
+            map.iter().map(|(k, v)| (k.clone(), v.clone())),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::training::{InferenceConfig, TrainingConfig};
 
     fn params(n: usize, gridsize: usize) -> Params {
         let cfg = TrainingConfig {

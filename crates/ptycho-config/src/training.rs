@@ -1,4 +1,4 @@
-//! `TrainingConfig` and `InferenceConfig` (spec §1.2, §1.3).
+//! `TrainingConfig` (spec §1.2).
 //!
 //! Defaults are the reference dataclass defaults (not the legacy dict's, spec §1.5). Fields after
 //! `neighbor_pool_size` are additions of this port (the reference hard-codes them in its trainer,
@@ -28,9 +28,10 @@ pub struct TrainingConfig {
     pub mae_weight: f64,
     /// Weight of the Poisson negative log-likelihood, in [0, 1].
     pub nll_weight: f64,
-    /// Weight of the MAE term inside the real-space loss, ≥ 0 (needs `realspace_weight` > 0).
+    /// Weight of the MAE term inside the real-space loss; must be 0 (the real-space loss is not
+    /// implemented).
     pub realspace_mae_weight: f64,
-    /// Weight of the real-space (object) loss, ≥ 0.
+    /// Weight of the real-space (object) loss; must be 0 (not implemented).
     pub realspace_weight: f64,
     /// Mean photons per diffraction pattern (counts); drives the intensity scale s = √nphotons/(N/2).
     pub nphotons: f64,
@@ -104,62 +105,6 @@ impl Default for TrainingConfig {
             plateau_factor: 0.5,
             plateau_min_lr: 1e-4,
             early_stop_patience: 3,
-        }
-    }
-}
-
-/// Everything an inference run needs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct InferenceConfig {
-    /// Architecture; replaced by the archive's snapshot when a model is loaded (spec §9.3).
-    pub model: ModelConfig,
-    /// Directory holding `wts.h5.zip`, or the archive itself (required by the reference).
-    pub model_path: Option<PathBuf>,
-    /// Test NPZ (required by the reference). Legacy key `test_data_file_path`.
-    pub test_data_file: Option<PathBuf>,
-    /// Groups to form (None = use all points; no 512 default). `n_images` is the deprecated alias.
-    #[serde(alias = "n_images")]
-    pub n_groups: Option<usize>,
-    /// Scan points to subsample before grouping (None = all).
-    pub n_subsample: Option<usize>,
-    /// Seed of that subsampling.
-    pub subsample_seed: Option<u64>,
-    /// K of the nearest-neighbour grouping; K ≥ C.
-    pub neighbor_count: usize,
-    /// Write debug output.
-    pub debug: bool,
-    /// Output directory. Legacy key `output_prefix`.
-    pub output_dir: PathBuf,
-    /// Allow more groups than scan points (gridsize > 1 only).
-    pub enable_oversampling: bool,
-    /// Neighbour pool size for oversampling; ≥ C when given.
-    pub neighbor_pool_size: Option<usize>,
-    /// Seed of the test-set grouping (the reference reseeds with 45).
-    pub seed: u64,
-    /// Stitching crop size M in pixels (central M×M of each patch), 1 ≤ M ≤ N.
-    pub stitch_crop: usize,
-    /// Groups per forward pass, ≥ 1.
-    pub batch_size: usize,
-}
-
-impl Default for InferenceConfig {
-    fn default() -> Self {
-        Self {
-            model: ModelConfig::default(),
-            model_path: None,
-            test_data_file: None,
-            n_groups: None,
-            n_subsample: None,
-            subsample_seed: None,
-            neighbor_count: 4,
-            debug: false,
-            output_dir: PathBuf::from("inference_outputs"),
-            enable_oversampling: false,
-            neighbor_pool_size: None,
-            seed: 45,
-            stitch_crop: 20,
-            batch_size: 32,
         }
     }
 }

@@ -1,20 +1,27 @@
-//! Unchecked config → `validate()` → [`Valid`] config (linfa style).
+//! Unchecked config → `validate()` → [`Valid`] config (linfa style). Every rule of every setting
+//! is in this file.
 //!
 //! Rules: spec §1.4 plus what a user needs so that a run cannot fail late on a value that was wrong
 //! from the start. Each rule returns [`ConfigError::Invalid`] naming the field, the value and the
 //! allowed range. Rules are split into per-field ranges (`check_fields`, also applied to a config
 //! file on its own) and relations between fields (`check_relations`, applied once flags are in).
+//! What depends on the data or on a loaded archive (enough scan points, K ≥ C for the archive's
+//! gridsize, M ≤ the archive's N, memory) is checked where that is known.
 
 use std::ops::Deref;
 
 use crate::error::ConfigError;
+use crate::evaluation::EvaluationConfig;
+use crate::grouping::GroupingConfig;
+use crate::inference::InferenceConfig;
 use crate::model::ModelConfig;
-use crate::params::Params;
-use crate::training::{InferenceConfig, TrainingConfig};
+use crate::simulation::SimulationConfig;
+use crate::training::TrainingConfig;
 
-/// A config that passed validation. Only `validate()` makes one.
+/// A config that passed validation. Only `validate()` makes one (or, inside this crate, a
+/// derivation from another valid config, such as [`Valid::<TrainingConfig>::grouping`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Valid<T>(T);
+pub struct Valid<T>(pub(crate) T);
 
 impl<T> Deref for Valid<T> {
     type Target = T;
@@ -31,6 +38,9 @@ impl<T> Valid<T> {
 
 /// Allowed patch sizes N (pixels).
 pub const ALLOWED_N: [usize; 3] = [64, 128, 256];
+
+/// Largest stitching crop M (pixels): the largest allowed N.
+pub const MAX_STITCH_CROP: usize = 256;
 
 fn ensure(
     ok: bool,
@@ -71,6 +81,29 @@ fn at_least_one_if_given(field: &'static str, x: Option<usize>) -> Result<(), Co
         Some(v) => ensure(v >= 1, field, v, "must be ≥ 1 when given"),
         None => Ok(()),
     }
+}
+
+/// The stitching crop M: even (stitching takes the central M×M window around the patch centre)
+/// and 2 ≤ M ≤ 256; M ≤ the model's N is checked where the model is known.
+fn check_stitch_crop(m: usize) -> Result<(), ConfigError> {
+    ensure(
+        m.is_multiple_of(2) && (2..=MAX_STITCH_CROP).contains(&m),
+        "stitch_crop",
+        m,
+        &format!(
+            "must be an even number of pixels in 2..={MAX_STITCH_CROP}, at most the model's N"
+        ),
+    )
+}
+
+/// The real-space loss (spec §5) is not implemented: its weights must be 0.
+fn not_implemented_weight(field: &'static str, x: f64) -> Result<(), ConfigError> {
+    ensure(
+        x == 0.0,
+        field,
+        x,
+        "must be 0: the real-space loss is not implemented",
+    )
 }
 
 /// K ≥ C and, when given, neighbor_pool_size ≥ C (spec §2.3: the grouping needs C neighbours).
@@ -132,8 +165,8 @@ impl TrainingConfig {
         ensure(self.nepochs > 0, "nepochs", self.nepochs, "must be ≥ 1")?;
         unit_interval("mae_weight", self.mae_weight)?;
         unit_interval("nll_weight", self.nll_weight)?;
-        non_negative_finite("realspace_mae_weight", self.realspace_mae_weight)?;
-        non_negative_finite("realspace_weight", self.realspace_weight)?;
+        not_implemented_weight("realspace_mae_weight", self.realspace_mae_weight)?;
+        not_implemented_weight("realspace_weight", self.realspace_weight)?;
         positive_finite("nphotons", self.nphotons)?;
         ensure(self.n_groups > 0, "n_groups", self.n_groups, "must be ≥ 1")?;
         check_sampling_fields(
@@ -162,21 +195,13 @@ impl TrainingConfig {
     /// Rules that relate several fields.
     pub fn check_relations(&self) -> Result<(), ConfigError> {
         check_neighbours(&self.model, self.neighbor_count, self.neighbor_pool_size)?;
-        // The reference's params.validate(): a real-space MAE term needs the real-space loss on.
+        // (The reference's params.validate() also requires realspace_weight > 0 when
+        // realspace_mae_weight > 0; both are 0 until the real-space loss exists.)
         ensure(
-            self.realspace_mae_weight == 0.0 || self.realspace_weight > 0.0,
-            "realspace_weight",
-            self.realspace_weight,
-            &format!(
-                "must be > 0 when realspace_mae_weight > 0 (it is {})",
-                self.realspace_mae_weight
-            ),
-        )?;
-        ensure(
-            self.nll_weight > 0.0 || self.mae_weight > 0.0 || self.realspace_weight > 0.0,
+            self.nll_weight > 0.0 || self.mae_weight > 0.0,
             "nll_weight",
             self.nll_weight,
-            "nll_weight, mae_weight and realspace_weight are all 0: nothing to train on",
+            "nll_weight and mae_weight are both 0: nothing to train on",
         )?;
         Ok(())
     }
@@ -229,19 +254,14 @@ impl InferenceConfig {
             self.batch_size,
             "must be ≥ 1",
         )?;
+        check_stitch_crop(self.stitch_crop)?;
         Ok(())
     }
 
-    /// Rules that relate several fields.
+    /// Rules that relate several fields. (`stitch_crop` ≤ N is checked against the archive's N
+    /// when it is loaded: the archive, not `model`, decides N.)
     pub fn check_relations(&self) -> Result<(), ConfigError> {
-        check_neighbours(&self.model, self.neighbor_count, self.neighbor_pool_size)?;
-        ensure(
-            (1..=self.model.n).contains(&self.stitch_crop),
-            "stitch_crop",
-            self.stitch_crop,
-            &format!("must be in 1..={} (N)", self.model.n),
-        )?;
-        Ok(())
+        check_neighbours(&self.model, self.neighbor_count, self.neighbor_pool_size)
     }
 
     /// All rules; the only way to a [`Valid<InferenceConfig>`]. Whether `model_path` holds an
@@ -253,21 +273,78 @@ impl InferenceConfig {
     }
 }
 
-impl Params {
-    /// Bridge a validated training config into the params value (the reference's
-    /// `update_legacy_dict`): model keys, nphotons and the training keys over the legacy defaults.
-    pub fn from_training(cfg: &Valid<TrainingConfig>) -> Params {
-        Params::bridge(cfg.model.clone(), cfg.nphotons, cfg.to_legacy())
+impl SimulationConfig {
+    /// Range rules of single fields.
+    pub fn check_fields(&self) -> Result<(), ConfigError> {
+        ensure(self.n_images >= 1, "n_images", self.n_images, "must be ≥ 1")?;
+        ensure(
+            self.n >= 4 && self.n.is_multiple_of(2),
+            "N",
+            self.n,
+            "the pattern size must be an even number of pixels ≥ 4",
+        )?;
+        positive_finite("nphotons", self.nphotons)?;
+        if let Some(b) = self.buffer {
+            non_negative_finite("buffer", b)?;
+        }
+        positive_finite("default_probe_scale", self.default_probe_scale)?;
+        Ok(())
     }
 
-    /// Bridge a validated inference config into the params value. `nphotons` is the legacy default
-    /// 1e9 (an inference config has none); an archive's params come from [`Params::from_legacy`].
-    pub fn from_inference(cfg: &Valid<InferenceConfig>) -> Params {
-        Params::bridge(
-            cfg.model.clone(),
-            crate::params::DEFAULT_NPHOTONS,
-            cfg.to_legacy(),
+    /// Rules that relate several fields.
+    pub fn check_relations(&self) -> Result<(), ConfigError> {
+        let side = self.object_side();
+        ensure(
+            side >= self.n,
+            "object_size",
+            side,
+            &format!("the object must be at least N = {} pixels wide", self.n),
         )
+    }
+
+    /// All rules; the only way to a [`Valid<SimulationConfig>`].
+    pub fn validate(self) -> Result<Valid<SimulationConfig>, ConfigError> {
+        self.check_fields()?;
+        self.check_relations()?;
+        Ok(Valid(self))
+    }
+}
+
+impl EvaluationConfig {
+    /// Range rules of single fields.
+    pub fn check_fields(&self) -> Result<(), ConfigError> {
+        self.stitch_crop.map_or(Ok(()), check_stitch_crop)
+    }
+
+    /// All rules; the only way to a [`Valid<EvaluationConfig>`].
+    pub fn validate(self) -> Result<Valid<EvaluationConfig>, ConfigError> {
+        self.check_fields()?;
+        Ok(Valid(self))
+    }
+}
+
+impl GroupingConfig {
+    /// All rules of grouping settings taken on their own (a grouping taken from a valid training
+    /// or inference config satisfies them).
+    pub fn validate(self) -> Result<Valid<GroupingConfig>, ConfigError> {
+        ensure(self.n_groups >= 1, "n_groups", self.n_groups, "must be ≥ 1")?;
+        ensure(
+            self.neighbor_count >= 1,
+            "neighbor_count",
+            self.neighbor_count,
+            "must be ≥ 1",
+        )?;
+        at_least_one_if_given("neighbor_pool_size", self.neighbor_pool_size)?;
+        Ok(Valid(self))
+    }
+}
+
+impl Valid<InferenceConfig> {
+    /// The evaluation settings of this inference (its stitching crop).
+    pub fn evaluation(&self) -> Valid<EvaluationConfig> {
+        Valid(EvaluationConfig {
+            stitch_crop: Some(self.stitch_crop),
+        })
     }
 }
 
@@ -293,6 +370,57 @@ mod tests {
     fn defaults_are_valid() {
         assert!(TrainingConfig::default().validate().is_ok());
         assert!(InferenceConfig::default().validate().is_ok());
+        assert!(SimulationConfig::default().validate().is_ok());
+        assert!(EvaluationConfig::default().validate().is_ok());
+        assert!(GroupingConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn simulation_rules() {
+        let bad = |f: fn(&mut SimulationConfig)| {
+            let mut c = SimulationConfig::default();
+            f(&mut c);
+            field_of(&c.validate().unwrap_err())
+        };
+        assert_eq!(bad(|c| c.n = 63), "N");
+        assert_eq!(bad(|c| c.n = 2), "N");
+        assert_eq!(bad(|c| c.n_images = 0), "n_images");
+        assert_eq!(bad(|c| c.nphotons = -1.0), "nphotons");
+        assert_eq!(bad(|c| c.buffer = Some(f64::NAN)), "buffer");
+        assert_eq!(bad(|c| c.default_probe_scale = 0.0), "default_probe_scale");
+        assert_eq!(bad(|c| c.object_size = Some(63)), "object_size");
+        let ok = SimulationConfig {
+            n: 128,
+            object_size: Some(128),
+            buffer: Some(0.0),
+            ..Default::default()
+        };
+        assert!(ok.validate().is_ok());
+        let e = SimulationConfig {
+            n: 63,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid value for `N`: 63 (the pattern size must be an even number of pixels ≥ 4)"
+        );
+    }
+
+    #[test]
+    fn grouping_rules() {
+        let bad = |f: fn(&mut GroupingConfig)| {
+            let mut c = GroupingConfig::default();
+            f(&mut c);
+            field_of(&c.validate().unwrap_err())
+        };
+        assert_eq!(bad(|c| c.n_groups = 0), "n_groups");
+        assert_eq!(bad(|c| c.neighbor_count = 0), "neighbor_count");
+        assert_eq!(
+            bad(|c| c.neighbor_pool_size = Some(0)),
+            "neighbor_pool_size"
+        );
     }
 
     #[test]
@@ -314,6 +442,8 @@ mod tests {
             ("nll_weight", |c| c.nll_weight = -0.1),
             ("nll_weight", |c| c.nll_weight = f64::NAN),
             ("realspace_weight", |c| c.realspace_weight = -1.0),
+            ("realspace_weight", |c| c.realspace_weight = 0.5),
+            ("realspace_mae_weight", |c| c.realspace_mae_weight = 0.5),
             ("nphotons", |c| c.nphotons = 0.0),
             ("nphotons", |c| c.nphotons = f64::INFINITY),
             ("n_groups", |c| c.n_groups = 0),
@@ -332,7 +462,6 @@ mod tests {
                 c.model.gridsize = 2;
                 c.neighbor_pool_size = Some(3);
             }),
-            ("realspace_weight", |c| c.realspace_mae_weight = 0.5),
             ("nll_weight", |c| c.nll_weight = 0.0),
         ];
         for (field, f) in cases {
@@ -354,8 +483,6 @@ mod tests {
             nll_weight: 0.0,
             neighbor_count: 9,
             validation_fraction: 0.0,
-            realspace_mae_weight: 0.5,
-            realspace_weight: 2.0,
             ..Default::default()
         };
         assert!(c.validate().is_ok());
@@ -378,6 +505,40 @@ mod tests {
         );
     }
 
+    /// What would fail at run time is refused here, naming the field: the real-space loss (not
+    /// implemented, loss.rs) and an odd stitching crop (stitching needs an even M).
+    #[test]
+    fn run_time_failures_are_refused_by_validate() {
+        let e = train_err(|c| c.realspace_weight = 0.5);
+        assert_eq!(
+            e.to_string(),
+            "invalid value for `realspace_weight`: 0.5 (must be 0: the real-space loss is not implemented)"
+        );
+        let e = InferenceConfig {
+            stitch_crop: 21,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid value for `stitch_crop`: 21 (must be an even number of pixels in 2..=256, at most the model's N)"
+        );
+        let e = EvaluationConfig {
+            stitch_crop: Some(7),
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(field_of(&e), "stitch_crop");
+        assert!(
+            EvaluationConfig {
+                stitch_crop: Some(22)
+            }
+            .validate()
+            .is_ok()
+        );
+    }
+
     #[test]
     fn inference_rules() {
         let bad = |f: fn(&mut InferenceConfig)| {
@@ -389,6 +550,8 @@ mod tests {
         assert_eq!(bad(|c| c.n_groups = Some(0)), "n_groups");
         assert_eq!(bad(|c| c.stitch_crop = 0), "stitch_crop");
         assert_eq!(bad(|c| c.stitch_crop = 65), "stitch_crop");
+        assert_eq!(bad(|c| c.stitch_crop = 258), "stitch_crop");
+        assert_eq!(bad(|c| c.n_subsample = Some(0)), "n_subsample");
         assert_eq!(bad(|c| c.batch_size = 0), "batch_size");
         assert_eq!(
             bad(|c| {

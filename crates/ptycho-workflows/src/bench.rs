@@ -15,16 +15,16 @@ use std::time::Instant;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use ndarray::{Array3, Axis};
 use num_complex::Complex32;
-use ptycho_config::{ModelConfig, Params, TrainingConfig};
+use ptycho_config::{GroupingConfig, ModelConfig, Params, SimulationConfig, TrainingConfig};
 use ptycho_model::{DeviceKind, LossWeights, ModelError, PtychoPinn, TrainStep, ops};
 use serde::{Deserialize, Serialize};
 
 use crate::data::RawData;
 use crate::error::WorkflowError;
-use crate::grouping::{GroupedData, GroupingOptions, group};
+use crate::grouping::{GroupedData, group};
 use crate::infer::{predict_object_patches, prediction_batch, prediction_streams};
 use crate::model_inputs::{ModelInputs, OffsetSource};
-use crate::simulate::{SimulationOptions, simulate_lines};
+use crate::simulate::simulate_lines;
 use crate::stitch::reassemble_position;
 
 /// FLOPs of one training sample (forward + backward) at N = 64, gridsize 1, nfs 2, as measured
@@ -533,24 +533,26 @@ fn params_for(n: usize, gridsize: usize) -> Result<Params, BenchError> {
 }
 
 fn simulated(n: usize, n_images: usize) -> Result<RawData, BenchError> {
-    Ok(simulate_lines(&SimulationOptions {
+    let cfg = SimulationConfig {
         n_images,
         n,
         seed: 7,
-        ..SimulationOptions::default()
-    })?)
+        ..SimulationConfig::default()
+    }
+    .validate()
+    .map_err(|e| BenchError::Config(e.to_string()))?;
+    Ok(simulate_lines(&cfg)?)
 }
 
 fn grouped(raw: &RawData, params: &Params, n_groups: usize) -> Result<GroupedData, BenchError> {
-    Ok(group(
-        raw,
-        params,
-        &GroupingOptions {
-            n_groups,
-            seed: Some(1),
-            ..GroupingOptions::default()
-        },
-    )?)
+    let grouping = GroupingConfig {
+        n_groups,
+        seed: 1,
+        ..GroupingConfig::default()
+    }
+    .validate()
+    .map_err(|e| BenchError::Config(e.to_string()))?;
+    Ok(group(raw, params, &grouping)?)
 }
 
 /// Model inputs of groups `lo..lo+b` (wrapping around) through the shared [`ModelInputs`] gather,

@@ -59,6 +59,9 @@ pub enum WorkflowError {
         key: String,
         reason: String,
     },
+    /// A valid setting that the data or the loaded archive at hand cannot satisfy (a group count
+    /// whose grouped data exceed the memory, a stitching crop larger than the archive's N). The
+    /// settings' own rules are checked by `ptycho_config`'s `validate()`.
     #[error("invalid `{field}` = {value}: {reason}")]
     InvalidOption {
         field: &'static str,

@@ -8,25 +8,13 @@
 use std::fmt;
 use std::path::Path;
 
+use ptycho_config::{EvaluationConfig, Valid};
 use serde::Serialize;
 
 use crate::data::RawData;
 use crate::error::{Result, WorkflowError};
-use crate::infer::Reconstruction;
 use crate::metrics::{EvalMetrics, EvalOptions, align_for_evaluation, eval_reconstruction};
-
-/// Options of [`evaluate`].
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct EvaluateOptions {
-    /// Stitching crop M (pixels) for the ground-truth crop margin M/2. `None`: the value stored in
-    /// the reconstruction, else 20.
-    pub stitch_crop: Option<usize>,
-    /// Metric options (phase alignment, border, FRC and MS-SSIM smoothing).
-    pub metrics: EvalOptions,
-}
-
-/// Default stitching crop M (pixels) when neither the options nor the reconstruction name one.
-pub const DEFAULT_STITCH_CROP: usize = 20;
+use crate::reconstruction::Reconstruction;
 
 /// Result of [`evaluate`]; serialise it for `metrics.json` / `ptycho evaluate --json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -43,11 +31,13 @@ pub struct Evaluation {
     pub metrics: EvalMetrics,
 }
 
-/// Align `recon` to the `objectGuess` of `truth` and compute the metrics.
+/// Align `recon` to the `objectGuess` of `truth` and compute the metrics (the reference's metric
+/// options, [`EvalOptions::default`]). The crop M is the config's, else the reconstruction's, else
+/// [`ptycho_config::DEFAULT_STITCH_CROP`].
 pub fn evaluate(
     recon: &Reconstruction,
     truth: &RawData,
-    opts: &EvaluateOptions,
+    cfg: &Valid<EvaluationConfig>,
 ) -> Result<Evaluation> {
     let Some(gt) = &truth.object_guess else {
         return Err(WorkflowError::MissingKey {
@@ -55,10 +45,7 @@ pub fn evaluate(
             key: "objectGuess".into(),
         });
     };
-    let m = opts
-        .stitch_crop
-        .or(recon.stitch_crop)
-        .unwrap_or(DEFAULT_STITCH_CROP);
+    let m = cfg.stitch_crop_for(recon.stitch_crop);
     let coords: Vec<[f64; 2]> = truth
         .xcoords
         .iter()
@@ -66,7 +53,7 @@ pub fn evaluate(
         .map(|(&x, &y)| [x, y])
         .collect();
     let (r, g) = align_for_evaluation(recon.object.view(), gt.view(), &coords, m)?;
-    let metrics = eval_reconstruction(r.view(), g.view(), &opts.metrics)?;
+    let metrics = eval_reconstruction(r.view(), g.view(), &EvalOptions::default())?;
     Ok(Evaluation {
         stitch_crop: m,
         reconstruction_shape: [recon.object.nrows(), recon.object.ncols()],
@@ -81,7 +68,7 @@ pub fn evaluate(
 pub fn evaluate_files(
     reconstruction: &Path,
     ground_truth: &Path,
-    opts: &EvaluateOptions,
+    cfg: &Valid<EvaluationConfig>,
 ) -> Result<Evaluation> {
     let recon = Reconstruction::from_npz(reconstruction)?;
     let truth = RawData::from_npz(ground_truth)?;
@@ -91,7 +78,7 @@ pub fn evaluate_files(
             key: "objectGuess".into(),
         });
     }
-    evaluate(&recon, &truth, opts)
+    evaluate(&recon, &truth, cfg)
 }
 
 fn opt(v: Option<f64>) -> String {

@@ -2,10 +2,11 @@
 
 use std::num::NonZero;
 
+use itertools::Itertools;
 use kiddo::{ImmutableKdTree, SquaredEuclidean};
 use ndarray::{Array2, Array4, Axis, s};
 use num_complex::Complex32;
-use ptycho_config::Params;
+use ptycho_config::{GroupingConfig, Params, Valid};
 use rand::rngs::StdRng;
 use rand::seq::index::sample;
 use rand::{RngExt, SeedableRng};
@@ -15,39 +16,6 @@ use crate::data::RawData;
 use crate::error::{Result, WorkflowError};
 use crate::normalize;
 use crate::patches::{PatchConvention, extract_patch};
-
-/// Options of [`group`] (the reference's `generate_grouped_data` arguments).
-#[derive(Debug, Clone, PartialEq)]
-pub struct GroupingOptions {
-    /// Number of groups wanted (`nsamples` / `n_groups`).
-    pub n_groups: usize,
-    /// K: nearest neighbours considered per seed (seed excluded).
-    pub neighbor_count: usize,
-    /// RNG seed; `None` draws one from the OS.
-    pub seed: Option<u64>,
-    /// Seeds are `0, 1, …` instead of a random draw.
-    pub sequential_sampling: bool,
-    /// Allow more groups than scan points (gridsize > 1 only).
-    pub enable_oversampling: bool,
-    /// Neighbour pool size for oversampling (defaults to `neighbor_count`).
-    pub neighbor_pool_size: Option<usize>,
-    /// Where ground-truth patches are cut (physically correct by default).
-    pub patch_convention: PatchConvention,
-}
-
-impl Default for GroupingOptions {
-    fn default() -> Self {
-        Self {
-            n_groups: 512,
-            neighbor_count: 4,
-            seed: None,
-            sequential_sampling: false,
-            enable_oversampling: false,
-            neighbor_pool_size: None,
-            patch_convention: PatchConvention::Physical,
-        }
-    }
-}
 
 /// A grouped dataset, channels-last like the reference (spec §2.3 step 6).
 /// Coordinates are object pixels, axis 2 ordered `[x, y]` = `[column, row]`.
@@ -140,25 +108,24 @@ fn gerr(reason: impl Into<String>) -> WorkflowError {
     }
 }
 
-/// Sample seeds and group them with their nearest neighbours, then assemble the dataset
-/// (spec §2.3). Errors as the reference: `n < C`, `K < C`, oversampling needed but disabled.
-pub fn group(raw: &RawData, params: &Params, opts: &GroupingOptions) -> Result<GroupedData> {
+/// Sample seeds and group them with their nearest neighbours, then assemble the dataset with
+/// physically placed ground-truth patches (spec §2.3). Errors as the reference, for what depends
+/// on the data and the params: `n < C`, `K < C`, oversampling needed but disabled; and grouped
+/// data larger than the memory available.
+pub fn group(raw: &RawData, params: &Params, opts: &Valid<GroupingConfig>) -> Result<GroupedData> {
     let idx = group_indices(raw, params.channels(), opts)?;
-    group_with_indices_using(raw, params, &idx, opts.patch_convention)
+    group_with_indices_using(raw, params, &idx, PatchConvention::Physical)
 }
 
 /// The `(G, C)` index table of [`group`] without assembling the dataset.
-pub fn group_indices(raw: &RawData, c: usize, opts: &GroupingOptions) -> Result<Array2<usize>> {
+pub fn group_indices(
+    raw: &RawData,
+    c: usize,
+    opts: &Valid<GroupingConfig>,
+) -> Result<Array2<usize>> {
     let n = raw.n_points();
     let k = opts.neighbor_count;
     let k_eff = opts.neighbor_pool_size.unwrap_or(k);
-    if opts.n_groups == 0 {
-        return Err(WorkflowError::InvalidOption {
-            field: "n_groups",
-            value: "0".into(),
-            reason: "must be at least 1".into(),
-        });
-    }
     if n < c {
         return Err(gerr(format!(
             "dataset has {n} scan points, fewer than the {c} members a group needs"
@@ -186,8 +153,7 @@ pub fn group_indices(raw: &RawData, c: usize, opts: &GroupingOptions) -> Result<
     };
     let with_y = raw.y.is_some() || raw.object_guess.is_some();
     check_memory(opts.n_groups, g, raw.n(), c, with_y, available_memory())?;
-    let seed = opts.seed.unwrap_or_else(|| rand::rng().random::<u64>());
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = StdRng::seed_from_u64(opts.seed);
     if needs_oversampling {
         return oversampled_groups(raw, c, k_eff, opts, &mut rng);
     }
@@ -278,7 +244,7 @@ fn oversampled_groups(
     raw: &RawData,
     c: usize,
     k_eff: usize,
-    opts: &GroupingOptions,
+    opts: &GroupingConfig,
     rng: &mut StdRng,
 ) -> Result<Array2<usize>> {
     let n = raw.n_points();
@@ -295,17 +261,11 @@ fn oversampled_groups(
     let mut pool: Vec<Vec<usize>> = Vec::new();
     'outer: for &sd in &seeds {
         let avail = neighbours(raw, &tree, sd, k_eff, c);
-        let mut comb: Vec<usize> = (0..c).collect();
-        if avail.len() < c {
-            continue;
-        }
-        loop {
-            pool.push(comb.iter().map(|&i| avail[i]).collect());
+        // C-combinations of the neighbours, in lexicographic order of their positions.
+        for comb in avail.iter().copied().combinations(c) {
+            pool.push(comb);
             if pool.len() >= 2 * ns {
                 break 'outer;
-            }
-            if !next_combination(&mut comb, avail.len()) {
-                break;
             }
         }
     }
@@ -324,22 +284,6 @@ fn oversampled_groups(
         }
     }
     Ok(out)
-}
-
-/// Advance `comb` (strictly increasing indices into `0..n`) to the next combination in
-/// lexicographic order; false when it was the last.
-fn next_combination(comb: &mut [usize], n: usize) -> bool {
-    let c = comb.len();
-    for i in (0..c).rev() {
-        if comb[i] < n - c + i {
-            comb[i] += 1;
-            for j in i + 1..c {
-                comb[j] = comb[j - 1] + 1;
-            }
-            return true;
-        }
-    }
-    false
 }
 
 fn binom(n: usize, k: usize) -> usize {
@@ -509,11 +453,8 @@ mod tests {
         assert_eq!(binom(4, 4), 1);
         assert_eq!(binom(7, 4), 35);
         assert_eq!(binom(3, 4), 0);
-        let mut comb = vec![0, 1];
-        let mut all = vec![comb.clone()];
-        while next_combination(&mut comb, 4) {
-            all.push(comb.clone());
-        }
+        // The oversampling pool relies on lexicographic combinations.
+        let all: Vec<Vec<usize>> = (0..4).combinations(2).collect();
         assert_eq!(all.len(), 6);
         assert_eq!(all[1], vec![0, 2]);
         assert_eq!(all[5], vec![2, 3]);

@@ -6,26 +6,24 @@
 //! Units: diffraction data are amplitudes; coordinates are `[x, y]` = `[column, row]` in object
 //! pixels; the stitched object is complex (amplitude·e^{iφ}, φ in radians).
 
-use std::fs::File;
-use std::io::{BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::tensor::{Device, Tensor};
-use ndarray::{Array0, Array1, Array2, Array3, ArrayD, Ix0, Ix1, Ix2};
-use ndarray_npy::{NpzReader, NpzWriter, ReadNpzError, WriteNpzError};
+use ndarray::Array3;
 use num_complex::Complex32;
-use ptycho_config::Params;
+use ptycho_config::{InferenceConfig, Params, Valid};
 use ptycho_model::{DeviceKind, ModelError, PtychoPinn};
 use ptycho_persist::{load_model, resolve_archive_path};
 
 use crate::data::RawData;
 use crate::error::{Result, WorkflowError};
-use crate::evaluate::{EvaluateOptions, Evaluation, evaluate};
-use crate::fsutil::{write_atomic, write_bytes_atomic};
-use crate::grouping::{GroupedData, GroupingOptions, group};
+use crate::evaluate::{Evaluation, evaluate};
+use crate::fsutil::write_bytes_atomic;
+use crate::grouping::{GroupedData, group};
 use crate::imaging::{Colormap, write_png};
 use crate::model_inputs::{ModelInputs, OffsetSource};
+use crate::reconstruction::Reconstruction;
 use crate::stitch::reassemble_position;
 
 /// File names written into the output directory.
@@ -37,195 +35,23 @@ pub const PHASE_PNG: &str = "reconstructed_phase.png";
 /// Metrics against `objectGuess` (only when the test data has one).
 pub const METRICS_FILE: &str = "metrics.json";
 
-/// Options of [`infer`] (defaults = the reference inference script).
-#[derive(Debug, Clone, PartialEq)]
-pub struct InferOptions {
-    /// Directory receiving the outputs; created (with parents) only once everything succeeded.
-    /// `None`: compute only, write nothing.
-    pub output_dir: Option<PathBuf>,
+/// Runtime knobs of [`infer`] that are not settings (the settings are a
+/// [`Valid<InferenceConfig>`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InferRuntime {
     /// Backend/device of the prediction. Default: flex (CPU).
     pub device: DeviceKind,
-    /// Groups to form: `None` = every scan point for gridsize 1, `max(1, n / gs²)` for gs > 1;
-    /// `Some(k)` = `min(k, n)` for gs 1, `max(1, min(k, n / gs²))` for gs > 1.
-    pub n_groups: Option<usize>,
-    /// Central crop M (pixels, even, ≤ N) of every patch used for stitching. Default: 20.
-    pub stitch_crop: usize,
-    /// Groups per forward pass (≥ 1). Default: 32 (Keras predict).
-    pub batch_size: usize,
-    /// K, neighbours considered per group (gridsize > 1). Default: 4.
-    pub neighbor_count: usize,
-    /// Seed of the grouping draw. Default: 45.
-    pub seed: u64,
+    /// Write the outputs into the config's `output_dir` (created, with parents, only once
+    /// everything succeeded). Default: false (compute only).
+    pub write_outputs: bool,
 }
 
-impl Default for InferOptions {
+impl Default for InferRuntime {
     fn default() -> Self {
-        InferOptions {
-            output_dir: None,
+        InferRuntime {
             device: DeviceKind::Flex,
-            n_groups: None,
-            stitch_crop: 20,
-            batch_size: 32,
-            neighbor_count: 4,
-            seed: 45,
+            write_outputs: false,
         }
-    }
-}
-
-/// A stitched reconstruction, as stored in `reconstruction.npz`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reconstruction {
-    /// Complex object `(S, S)` (amplitude·e^{iφ}); pixels no patch covered are 0. Key `object`
-    /// (complex64); the file also holds `amplitude` = |object| and `phase` = arg object (radians,
-    /// float32).
-    pub object: Array2<Complex32>,
-    /// Object-pixel coordinate `[x, y]` of canvas pixel (row 0, col 0); canvas pixel `(r, c)` is
-    /// object pixel `(origin_y + r, origin_x + c)`. Key `origin` (float64, shape (2,)).
-    pub origin: [f64; 2],
-    /// The stitching crop M (pixels) used; key `stitch_crop` (int64 scalar), optional on read.
-    pub stitch_crop: Option<usize>,
-}
-
-impl Reconstruction {
-    /// Amplitude |object| (float32).
-    pub fn amplitude(&self) -> Array2<f32> {
-        self.object.mapv(|z| z.norm())
-    }
-
-    /// Phase arg(object) in radians, (−π, π] (float32).
-    pub fn phase(&self) -> Array2<f32> {
-        self.object.mapv(|z| z.arg())
-    }
-
-    /// Write `object`, `amplitude`, `phase`, `origin` and `stitch_crop` as a compressed NPZ,
-    /// atomically (a failure leaves no partial file).
-    pub fn write_npz(&self, path: &Path) -> Result<()> {
-        let mut failed: Option<(&'static str, String)> = None;
-        let res = write_atomic(path, |w: &mut BufWriter<&mut File>| {
-            self.fill_npz(w).map_err(|(key, reason)| {
-                let e = std::io::Error::other(reason.clone());
-                failed = Some((key, reason));
-                e
-            })
-        });
-        match (res, failed) {
-            (Ok(()), _) => Ok(()),
-            (Err(_), Some((key, reason))) => Err(WorkflowError::Write {
-                path: path.to_path_buf(),
-                key: key.into(),
-                reason,
-            }),
-            (Err(source), None) => Err(WorkflowError::Io {
-                path: path.to_path_buf(),
-                source,
-            }),
-        }
-    }
-
-    fn fill_npz<W: Write + Seek>(&self, w: W) -> std::result::Result<(), (&'static str, String)> {
-        let mut npz = NpzWriter::new_compressed(w);
-        let e = |key: &'static str| move |err: WriteNpzError| (key, err.to_string());
-        npz.add_array("object", &self.object).map_err(e("object"))?;
-        npz.add_array("amplitude", &self.amplitude())
-            .map_err(e("amplitude"))?;
-        npz.add_array("phase", &self.phase()).map_err(e("phase"))?;
-        npz.add_array("origin", &Array1::from(self.origin.to_vec()))
-            .map_err(e("origin"))?;
-        let crop = Array0::from_elem((), self.stitch_crop.unwrap_or(0) as i64);
-        npz.add_array("stitch_crop", &crop)
-            .map_err(e("stitch_crop"))?;
-        npz.finish().map_err(e("<finish>"))?;
-        Ok(())
-    }
-
-    /// Read a reconstruction NPZ written by [`Reconstruction::write_npz`] (`object` required,
-    /// `origin` required, `stitch_crop` optional).
-    pub fn from_npz(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|source| WorkflowError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut npz = NpzReader::new(file).map_err(|e| WorkflowError::NotNpz {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        let names = npz.names().map_err(|e| WorkflowError::NotNpz {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        let has = |k: &str| names.iter().any(|n| n == k || *n == format!("{k}.npy"));
-        for key in ["object", "origin"] {
-            if !has(key) {
-                return Err(WorkflowError::MissingKey {
-                    path: path.to_path_buf(),
-                    key: key.into(),
-                });
-            }
-        }
-        let bad = |key: &str, e: ReadNpzError| WorkflowError::BadArray {
-            path: path.to_path_buf(),
-            key: key.into(),
-            reason: format!("expected {}: {e}", expected_of(key)),
-        };
-        let object: ArrayD<Complex32> = npz.by_name("object").map_err(|e| bad("object", e))?;
-        let object = object
-            .into_dimensionality::<Ix2>()
-            .map_err(|_| WorkflowError::BadArray {
-                path: path.to_path_buf(),
-                key: "object".into(),
-                reason: "expected a 2-D complex64 array".into(),
-            })?;
-        if object.is_empty() {
-            return Err(WorkflowError::BadArray {
-                path: path.to_path_buf(),
-                key: "object".into(),
-                reason: "empty array".into(),
-            });
-        }
-        let origin: ArrayD<f64> = npz.by_name("origin").map_err(|e| bad("origin", e))?;
-        let origin = origin
-            .into_dimensionality::<Ix1>()
-            .ok()
-            .filter(|o| o.len() == 2);
-        let Some(origin) = origin.filter(|o| o.iter().all(|v| v.is_finite())) else {
-            return Err(WorkflowError::BadArray {
-                path: path.to_path_buf(),
-                key: "origin".into(),
-                reason: "expected two finite float64 values [x, y]".into(),
-            });
-        };
-        let stitch_crop = if has("stitch_crop") {
-            let c: ArrayD<i64> = npz
-                .by_name("stitch_crop")
-                .map_err(|e| bad("stitch_crop", e))?;
-            let v = c.into_dimensionality::<Ix0>().ok().map(|a| a.into_scalar());
-            match v {
-                Some(v) if v > 0 => Some(v as usize),
-                Some(_) => None,
-                None => {
-                    return Err(WorkflowError::BadArray {
-                        path: path.to_path_buf(),
-                        key: "stitch_crop".into(),
-                        reason: "expected an int64 scalar".into(),
-                    });
-                }
-            }
-        } else {
-            None
-        };
-        Ok(Reconstruction {
-            object,
-            origin: [origin[0], origin[1]],
-            stitch_crop,
-        })
-    }
-}
-
-fn expected_of(key: &str) -> &'static str {
-    match key {
-        "object" => "a 2-D complex64 array",
-        "origin" => "a float64 array of shape (2,)",
-        _ => "an int64 scalar",
     }
 }
 
@@ -252,53 +78,21 @@ pub struct InferResult {
     pub evaluation: Option<Evaluation>,
     /// Why the metrics were skipped although the test data has `objectGuess`.
     pub evaluation_error: Option<String>,
-    /// Files written (empty when `output_dir` is `None`).
+    /// Files written (empty unless [`InferRuntime::write_outputs`]).
     pub files: Vec<PathBuf>,
 }
 
-/// Number of groups the reference inference forms (spec §11.3) from `total` scan points.
-pub fn inference_group_count(total: usize, gridsize: usize, requested: Option<usize>) -> usize {
-    let c = gridsize * gridsize;
-    if c <= 1 {
-        requested.map_or(total, |k| k.min(total))
-    } else {
-        let cap = total / c;
-        requested.map_or(cap, |k| k.min(cap)).max(1)
-    }
-}
-
-fn check_options(opts: &InferOptions) -> Result<()> {
-    if opts.batch_size == 0 {
-        return Err(WorkflowError::InvalidOption {
-            field: "batch_size",
-            value: "0".into(),
-            reason: "must be at least 1".into(),
-        });
-    }
-    if opts.n_groups == Some(0) {
-        return Err(WorkflowError::InvalidOption {
-            field: "n_groups",
-            value: "0".into(),
-            reason: "must be at least 1".into(),
-        });
-    }
-    if opts.stitch_crop == 0 || opts.stitch_crop % 2 == 1 {
-        return Err(WorkflowError::InvalidOption {
-            field: "stitch_crop",
-            value: opts.stitch_crop.to_string(),
-            reason: "must be an even number of pixels > 0".into(),
-        });
-    }
-    Ok(())
-}
-
 /// Reconstruct `test` with the model archived at `archive` (a directory holding `wts.h5.zip`,
-/// or the zip itself); see the module documentation. Nothing is written unless every step
-/// before the output succeeded.
-pub fn infer(archive: &Path, test: &RawData, opts: &InferOptions) -> Result<InferResult> {
-    check_options(opts)?;
+/// or the zip itself) using the settings `cfg`; see the module documentation. The archive decides
+/// N and gridsize (CONFIG-001). Nothing is written unless every step before the output succeeded.
+pub fn infer(
+    archive: &Path,
+    test: &RawData,
+    cfg: &Valid<InferenceConfig>,
+    run: &InferRuntime,
+) -> Result<InferResult> {
     let archive_path = resolve_archive_path(archive);
-    let device = opts.device.to_device()?;
+    let device = run.device.to_device()?;
     // CONFIG-001: the params come from the archive, and the model is built from them.
     let (loaded, params) = load_model(&archive_path, &device)?;
     let model = loaded.diffraction_to_obj;
@@ -309,24 +103,34 @@ pub fn infer(archive: &Path, test: &RawData, opts: &InferOptions) -> Result<Infe
             expected: params.n(),
         });
     }
-    if opts.stitch_crop > params.n() {
+    // Depends on the archive: the config cannot know its N.
+    if cfg.stitch_crop > params.n() {
         return Err(WorkflowError::InvalidOption {
             field: "stitch_crop",
-            value: opts.stitch_crop.to_string(),
+            value: cfg.stitch_crop.to_string(),
             reason: format!("must not exceed the patch size N = {}", params.n()),
         });
     }
-    let n_groups = inference_group_count(test.n_points(), params.gridsize(), opts.n_groups);
-    let grouping = GroupingOptions {
-        n_groups,
-        neighbor_count: opts.neighbor_count,
-        seed: Some(opts.seed),
-        ..GroupingOptions::default()
+    let sub;
+    let test = match cfg.n_subsample {
+        Some(k) if k < test.n_points() => {
+            sub = test.subsample(k, cfg.subsample_seed.unwrap_or(cfg.seed))?;
+            &sub
+        }
+        _ => test,
     };
+    let grouping = cfg.grouping(test.n_points(), params.gridsize());
     let grouped = group(test, &params, &grouping)?;
 
     let t0 = Instant::now();
-    let patches = predict_patches(&model, &grouped, params.intensity_scale(), opts, &device)?;
+    let patches = predict_patches(
+        &model,
+        &grouped,
+        params.intensity_scale(),
+        cfg.batch_size,
+        run.device,
+        &device,
+    )?;
     let predict_seconds = t0.elapsed().as_secs_f64();
     let n_patterns = grouped.n_groups() * grouped.channels();
     let patterns_per_second = n_patterns as f64 / predict_seconds.max(1e-9);
@@ -346,20 +150,16 @@ pub fn infer(archive: &Path, test: &RawData, opts: &InferOptions) -> Result<Infe
             ]
         })
         .collect();
-    let stitched = reassemble_position(patches.view(), &centres, opts.stitch_crop)?;
+    let stitched = reassemble_position(patches.view(), &centres, cfg.stitch_crop)?;
     let reconstruction = Reconstruction {
         object: stitched.object,
         origin: stitched.origin,
-        stitch_crop: Some(opts.stitch_crop),
+        stitch_crop: Some(cfg.stitch_crop),
     };
     // Metrics are a by-product: if they cannot be computed (e.g. the objectGuess does not cover
     // the scan), the reconstruction is still written and the reason is kept and logged.
     let (evaluation, evaluation_error) = if test.object_guess.is_some() {
-        let eopts = EvaluateOptions {
-            stitch_crop: Some(opts.stitch_crop),
-            ..EvaluateOptions::default()
-        };
-        match evaluate(&reconstruction, test, &eopts) {
+        match evaluate(&reconstruction, test, &cfg.evaluation()) {
             Ok(ev) => (Some(ev), None),
             Err(e) => {
                 tracing::warn!("metrics against objectGuess skipped: {e}");
@@ -371,8 +171,8 @@ pub fn infer(archive: &Path, test: &RawData, opts: &InferOptions) -> Result<Infe
     };
 
     let mut files = Vec::new();
-    if let Some(dir) = &opts.output_dir {
-        files = write_outputs(dir, &reconstruction, evaluation.as_ref())?;
+    if run.write_outputs {
+        files = write_outputs(&cfg.output_dir, &reconstruction, evaluation.as_ref())?;
     }
     Ok(InferResult {
         reconstruction,
@@ -395,15 +195,16 @@ fn predict_patches(
     model: &PtychoPinn,
     grouped: &GroupedData,
     s: f64,
-    opts: &InferOptions,
+    batch_size: usize,
+    kind: DeviceKind,
     device: &Device,
 ) -> Result<Array3<Complex32>> {
     let inputs = ModelInputs::from_grouped(grouped, s, OffsetSource::Nominal);
     predict_object_patches(
         model,
         &inputs,
-        prediction_batch(opts.device, opts.batch_size),
-        prediction_streams(opts.device),
+        prediction_batch(kind, batch_size),
+        prediction_streams(kind),
         device,
     )
 }
@@ -619,55 +420,5 @@ mod tests {
         );
         // Different inputs give different patches (the comparison above can fail).
         assert!((one[[0, 32, 32]] - one[[1, 32, 32]]).norm() > 0.0);
-    }
-
-    #[test]
-    fn group_counts_follow_the_reference() {
-        assert_eq!(inference_group_count(100, 1, None), 100);
-        assert_eq!(inference_group_count(100, 1, Some(30)), 30);
-        assert_eq!(inference_group_count(100, 1, Some(300)), 100);
-        assert_eq!(inference_group_count(100, 2, None), 25);
-        assert_eq!(inference_group_count(100, 2, Some(10)), 10);
-        assert_eq!(inference_group_count(100, 2, Some(80)), 25);
-        assert_eq!(inference_group_count(3, 2, None), 1);
-    }
-
-    #[test]
-    fn reconstruction_npz_round_trips() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("r.npz");
-        let rec = Reconstruction {
-            object: Array2::from_shape_fn((6, 8), |(r, c)| {
-                Complex32::from_polar(1.0 + r as f32, 0.1 * c as f32 - 0.3)
-            }),
-            origin: [12.5, -3.25],
-            stitch_crop: Some(20),
-        };
-        rec.write_npz(&p).unwrap();
-        let back = Reconstruction::from_npz(&p).unwrap();
-        assert_eq!(back, rec);
-        let mut npz = NpzReader::new(File::open(&p).unwrap()).unwrap();
-        let amp: Array2<f32> = npz.by_name("amplitude").unwrap();
-        assert!((amp[[2, 3]] - 3.0).abs() < 1e-6);
-        let ph: Array2<f32> = npz.by_name("phase").unwrap();
-        assert!((ph[[2, 3]] - 0.0).abs() < 1e-6 && (ph[[0, 0]] + 0.3).abs() < 1e-6);
-    }
-
-    #[test]
-    fn bad_reconstruction_files_name_file_and_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("x.npz");
-        std::fs::write(&p, b"not a zip").unwrap();
-        let e = Reconstruction::from_npz(&p).unwrap_err().to_string();
-        assert!(
-            e.contains("x.npz") && e.contains("not a readable NPZ"),
-            "{e}"
-        );
-        let mut w = NpzWriter::new(File::create(&p).unwrap());
-        w.add_array("object", &Array2::<Complex32>::zeros((3, 3)))
-            .unwrap();
-        w.finish().unwrap();
-        let e = Reconstruction::from_npz(&p).unwrap_err().to_string();
-        assert!(e.contains("x.npz") && e.contains("`origin`"), "{e}");
     }
 }

@@ -1,6 +1,9 @@
 //! ptycho-workflows: the NPZ data contract, grouping, normalisation, ground-truth patches,
 //! simulation, stitching and evaluation metrics (training and inference compose them).
 //!
+//! Settings come from `ptycho-config` as `&Valid<…>` (training, inference, simulation,
+//! evaluation, grouping); what is checked here depends on the data or a loaded archive.
+//!
 //! Arrays here follow the reference layout (channels-last `(G, N, N, C)`, coordinates `[x, y]` =
 //! `[column, row]` in object pixels); conversion to the model's channels-first tensors happens at
 //! the model boundary.
@@ -18,14 +21,16 @@ pub mod model_inputs;
 pub mod normalize;
 pub mod patches;
 mod procfs;
+pub mod reconstruction;
 pub mod simulate;
 pub mod stitch;
 pub mod train;
 
 pub use data::RawData;
 pub use error::WorkflowError;
-pub use evaluate::{EvaluateOptions, Evaluation, evaluate, evaluate_files};
-pub use grouping::{GroupedData, GroupingOptions, group, group_with_indices};
-pub use infer::{InferOptions, InferResult, Reconstruction, infer};
+pub use evaluate::{Evaluation, evaluate, evaluate_files};
+pub use grouping::{GroupedData, group, group_with_indices};
+pub use infer::{InferResult, InferRuntime, infer};
 pub use patches::PatchConvention;
-pub use simulate::{SimObject, SimulationOptions, simulate_lines};
+pub use reconstruction::Reconstruction;
+pub use simulate::simulate_lines;

@@ -10,11 +10,11 @@ mod with_tch {
     use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
     use burn::optim::{AdamConfig, GradientsParams};
     use burn::tensor::{Device, Tensor};
-    use ptycho_config::{TrainingConfig, Valid};
+    use ptycho_config::{GroupingConfig, TrainingConfig, Valid};
     use ptycho_model::ops::to_vec_f64;
     use ptycho_model::{DeviceKind, LossWeights, PtychoPinn, loss};
     use ptycho_workflows::train::{ModelInputs, OffsetSource, training_params};
-    use ptycho_workflows::{GroupingOptions, RawData, group};
+    use ptycho_workflows::{RawData, group};
 
     use super::common;
 
@@ -69,11 +69,13 @@ mod with_tch {
         let grouped = group(
             &raw,
             &params,
-            &GroupingOptions {
+            &GroupingConfig {
                 n_groups: 1024,
-                seed: Some(1),
+                seed: 1,
                 ..Default::default()
-            },
+            }
+            .validate()
+            .unwrap(),
         )
         .unwrap();
         let inputs =

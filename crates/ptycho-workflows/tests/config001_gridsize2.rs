@@ -3,10 +3,10 @@
 
 use burn::tensor::{DType, Device};
 use ndarray::Axis;
-use ptycho_config::{ModelConfig, Params, TrainingConfig};
+use ptycho_config::{GroupingConfig, ModelConfig, Params, SimulationConfig, TrainingConfig};
 use ptycho_model::PtychoPinn;
 use ptycho_model::ops::tensor_from;
-use ptycho_workflows::{GroupingOptions, SimulationOptions, group, simulate_lines};
+use ptycho_workflows::{group, simulate_lines};
 
 #[test]
 fn gridsize_2_config_yields_4_channel_shapes_downstream() {
@@ -23,17 +23,23 @@ fn gridsize_2_config_yields_4_channel_shapes_downstream() {
     let params = Params::from_training(&cfg);
     assert_eq!(params.channels(), 4);
 
-    let raw = simulate_lines(&SimulationOptions {
-        n_images: 24,
-        seed: 3,
-        ..Default::default()
-    })
+    let raw = simulate_lines(
+        &SimulationConfig {
+            n_images: 24,
+            seed: 3,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap(),
+    )
     .unwrap();
-    let opts = GroupingOptions {
+    let opts = GroupingConfig {
         n_groups: 6,
-        seed: Some(1),
+        seed: 1,
         ..Default::default()
-    };
+    }
+    .validate()
+    .unwrap();
     let grouped = group(&raw, &params, &opts).unwrap();
     assert_eq!(grouped.diffraction.dim(), (6, 64, 64, 4));
     assert_eq!(grouped.coords_relative.dim(), (6, 1, 2, 4));

@@ -7,10 +7,10 @@ use std::time::Instant;
 use ndarray::{Array2, Array4, ArrayD, Axis, s};
 use ndarray_npy::NpzReader;
 use num_complex::Complex32;
-use ptycho_config::{ModelConfig, Params, TrainingConfig};
+use ptycho_config::{GroupingConfig, ModelConfig, Params, TrainingConfig, Valid};
 use ptycho_workflows::grouping::{group_indices, group_with_indices_using};
 use ptycho_workflows::patches::extract_patch;
-use ptycho_workflows::{GroupingOptions, PatchConvention, RawData, WorkflowError, group};
+use ptycho_workflows::{PatchConvention, RawData, WorkflowError, group};
 
 mod common;
 use common::golden;
@@ -26,6 +26,11 @@ fn params(gridsize: usize) -> Params {
     .validate()
     .unwrap();
     Params::from_training(&cfg)
+}
+
+/// The settings, validated.
+fn valid(c: GroupingConfig) -> Valid<GroupingConfig> {
+    c.validate().unwrap()
 }
 
 /// max |a − b| / max |b|.
@@ -139,13 +144,13 @@ fn sampler_behaviour_and_errors() {
     let raw = grid_raw(10);
     let (p1, p2) = (params(1), params(2));
     // gs = 1: distinct seeds, reproducible with a seed.
-    let o = GroupingOptions {
+    let o = GroupingConfig {
         n_groups: 30,
-        seed: Some(7),
+        seed: 7,
         ..Default::default()
     };
-    let a = group(&raw, &p1, &o).unwrap();
-    let b = group(&raw, &p1, &o).unwrap();
+    let a = group(&raw, &p1, &valid(o.clone())).unwrap();
+    let b = group(&raw, &p1, &valid(o.clone())).unwrap();
     assert_eq!(a.nn_indices, b.nn_indices);
     let mut seen: Vec<usize> = a.nn_indices.iter().copied().collect();
     seen.sort_unstable();
@@ -157,10 +162,10 @@ fn sampler_behaviour_and_errors() {
     let all = group(
         &raw,
         &p1,
-        &GroupingOptions {
+        &valid(GroupingConfig {
             n_groups: 500,
             ..o.clone()
-        },
+        }),
     )
     .unwrap();
     assert_eq!(
@@ -171,11 +176,11 @@ fn sampler_behaviour_and_errors() {
     let seq = group_indices(
         &raw,
         1,
-        &GroupingOptions {
+        &valid(GroupingConfig {
             n_groups: 5,
             sequential_sampling: true,
             ..o.clone()
-        },
+        }),
     )
     .unwrap();
     assert_eq!(seq.column(0).to_vec(), vec![0, 1, 2, 3, 4]);
@@ -184,10 +189,10 @@ fn sampler_behaviour_and_errors() {
     let g2 = group(
         &raw,
         &p2,
-        &GroupingOptions {
+        &valid(GroupingConfig {
             n_groups: 40,
             ..o.clone()
-        },
+        }),
     )
     .unwrap();
     assert_eq!(g2.nn_indices.dim(), (40, 4));
@@ -215,33 +220,33 @@ fn sampler_behaviour_and_errors() {
     let e = group(
         &raw,
         &p2,
-        &GroupingOptions {
+        &valid(GroupingConfig {
             n_groups: 101,
             ..o.clone()
-        },
+        }),
     )
     .unwrap_err();
     assert!(matches!(e, WorkflowError::Grouping { .. }) && e.to_string().contains("oversampling"));
     let e = group(
         &raw,
         &p2,
-        &GroupingOptions {
+        &valid(GroupingConfig {
             n_groups: 10,
             neighbor_count: 3,
             ..o.clone()
-        },
+        }),
     )
     .unwrap_err();
     assert!(e.to_string().contains("K = 3"), "{e}");
     let e = group(
         &raw,
         &p2,
-        &GroupingOptions {
+        &valid(GroupingConfig {
             n_groups: 300,
             enable_oversampling: true,
             neighbor_pool_size: Some(3),
             ..o.clone()
-        },
+        }),
     )
     .unwrap_err();
     assert!(e.to_string().contains("K = 3"), "{e}");
@@ -249,10 +254,10 @@ fn sampler_behaviour_and_errors() {
     let e = group(
         &tiny,
         &p2,
-        &GroupingOptions {
+        &valid(GroupingConfig {
             n_groups: 1,
             ..o.clone()
-        },
+        }),
     )
     .unwrap_err();
     assert!(e.to_string().contains("fewer than"), "{e}");
@@ -261,12 +266,12 @@ fn sampler_behaviour_and_errors() {
     let over = group_indices(
         &raw,
         4,
-        &GroupingOptions {
+        &valid(GroupingConfig {
             n_groups: 300,
             enable_oversampling: true,
             neighbor_pool_size: Some(6),
             ..o.clone()
-        },
+        }),
     )
     .unwrap();
     assert_eq!(over.dim(), (300, 4));
@@ -288,13 +293,13 @@ fn sampler_behaviour_and_errors() {
 fn timing_full_train_file() {
     let raw = RawData::from_npz(golden("sim_lines_train.npz")).unwrap();
     for gs in [1, 2] {
-        let o = GroupingOptions {
+        let o = GroupingConfig {
             n_groups: 1024,
-            seed: Some(1),
+            seed: 1,
             ..Default::default()
         };
         let t = Instant::now();
-        let g = group(&raw, &params(gs), &o).unwrap();
+        let g = group(&raw, &params(gs), &valid(o.clone())).unwrap();
         eprintln!(
             "timing: gs={gs}: {} groups (with ground-truth patches) in {:?}",
             g.n_groups(),

@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array0, Array1, Array2};
 use ndarray_npy::NpzReader;
 use num_complex::Complex32;
-use ptycho_config::{ModelConfig, Params, TrainingConfig};
+use ptycho_config::{
+    EvaluationConfig, InferenceConfig, ModelConfig, Params, SimulationConfig, TrainingConfig, Valid,
+};
 use ptycho_model::{DeviceKind, PtychoPinn};
 use ptycho_persist::{SaveOptions, save_model};
-use ptycho_workflows::evaluate::{EvaluateOptions, evaluate};
-use ptycho_workflows::infer::{InferOptions, Reconstruction, infer};
-use ptycho_workflows::{RawData, SimulationOptions, WorkflowError, simulate_lines};
+use ptycho_workflows::evaluate::evaluate;
+use ptycho_workflows::infer::{InferRuntime, infer};
+use ptycho_workflows::{RawData, Reconstruction, WorkflowError, simulate_lines};
 
 /// A random-init model with the given gridsize saved to `dir/wts.h5.zip`; returns `dir`.
 fn archive(dir: &Path, gridsize: usize) -> PathBuf {
@@ -37,13 +39,30 @@ fn archive(dir: &Path, gridsize: usize) -> PathBuf {
     dir.to_path_buf()
 }
 
+/// The default inference settings with `f` applied, validated.
+fn settings(f: impl FnOnce(&mut InferenceConfig)) -> Valid<InferenceConfig> {
+    let mut c = InferenceConfig::default();
+    f(&mut c);
+    c.validate().unwrap()
+}
+
+/// Predict on the CPU and write the outputs into the settings' `output_dir`.
+const WRITE: InferRuntime = InferRuntime {
+    device: DeviceKind::Flex,
+    write_outputs: true,
+};
+
 fn simulated(n_images: usize, n: usize, seed: u64) -> RawData {
-    simulate_lines(&SimulationOptions {
-        n_images,
-        n,
-        seed,
-        ..Default::default()
-    })
+    simulate_lines(
+        &SimulationConfig {
+            n_images,
+            n,
+            seed,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap(),
+    )
     .unwrap()
 }
 
@@ -53,12 +72,11 @@ fn infer_writes_reconstruction_png_and_metrics() {
     let model_dir = archive(&tmp.path().join("model"), 1);
     let test = simulated(64, 64, 7);
     let out = tmp.path().join("out/nested");
-    let opts = InferOptions {
-        output_dir: Some(out.clone()),
-        batch_size: 16,
-        ..Default::default()
-    };
-    let res = infer(&model_dir, &test, &opts).unwrap();
+    let cfg = settings(|c| {
+        c.output_dir = out.clone();
+        c.batch_size = 16;
+    });
+    let res = infer(&model_dir, &test, &cfg, &WRITE).unwrap();
     assert_eq!(res.n_groups, 64);
     assert_eq!(res.n_patterns, 64);
     assert!(res.patterns_per_second > 0.0);
@@ -153,10 +171,8 @@ fn infer_writes_reconstruction_png_and_metrics() {
     let res7 = infer(
         &model_dir.join("wts.h5.zip"),
         &test,
-        &InferOptions {
-            batch_size: 7,
-            ..Default::default()
-        },
+        &settings(|c| c.batch_size = 7),
+        &InferRuntime::default(),
     )
     .unwrap();
     assert!(res7.files.is_empty());
@@ -174,7 +190,13 @@ fn archive_gridsize_decides_grouping() {
     let tmp = tempfile::tempdir().unwrap();
     let model_dir = archive(&tmp.path().join("gs2"), 2);
     let test = simulated(48, 64, 11);
-    let res = infer(&model_dir, &test, &InferOptions::default()).unwrap();
+    let res = infer(
+        &model_dir,
+        &test,
+        &settings(|_| {}),
+        &InferRuntime::default(),
+    )
+    .unwrap();
     assert_eq!(res.params.gridsize(), 2);
     assert_eq!(res.n_groups, 12, "48 points / gridsize² = 12 groups");
     assert_eq!(res.n_patterns, 48);
@@ -187,11 +209,11 @@ fn archive_gridsize_decides_grouping() {
     let res = infer(
         &model_dir,
         &odd,
-        &InferOptions {
-            n_groups: Some(5),
-            output_dir: Some(out.clone()),
-            ..Default::default()
-        },
+        &settings(|c| {
+            c.n_groups = Some(5);
+            c.output_dir = out.clone();
+        }),
+        &WRITE,
     )
     .unwrap();
     assert_eq!(res.n_groups, 5);
@@ -206,21 +228,23 @@ fn archive_gridsize_decides_grouping() {
 fn wrong_pattern_size_is_one_clear_error_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let model_dir = archive(&tmp.path().join("m"), 1);
-    let test = simulate_lines(&SimulationOptions {
-        n_images: 4,
-        n: 128,
-        object_size: Some(160),
-        ..Default::default()
-    })
+    let test = simulate_lines(
+        &SimulationConfig {
+            n_images: 4,
+            n: 128,
+            object_size: Some(160),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap(),
+    )
     .unwrap();
     let out = tmp.path().join("out");
     let err = infer(
         &model_dir,
         &test,
-        &InferOptions {
-            output_dir: Some(out.clone()),
-            ..Default::default()
-        },
+        &settings(|c| c.output_dir = out.clone()),
+        &WRITE,
     )
     .unwrap_err();
     assert!(matches!(
@@ -242,7 +266,13 @@ fn wrong_pattern_size_is_one_clear_error_and_writes_nothing() {
     assert!(!out.exists(), "output directory created before validation");
 
     // A missing archive names its path.
-    let err = infer(&tmp.path().join("nope"), &test, &InferOptions::default()).unwrap_err();
+    let err = infer(
+        &tmp.path().join("nope"),
+        &test,
+        &settings(|_| {}),
+        &InferRuntime::default(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
 }
 
@@ -275,7 +305,12 @@ fn evaluate_truth_against_itself_is_perfect_and_shift_is_not() {
         origin: [c0 as f64, r0 as f64],
         stitch_crop: Some(m),
     };
-    let ev = evaluate(&recon, &truth, &EvaluateOptions::default()).unwrap();
+    let ev = evaluate(
+        &recon,
+        &truth,
+        &EvaluationConfig::default().validate().unwrap(),
+    )
+    .unwrap();
     assert_eq!(ev.aligned_shape, [r1 - r0, c1 - c0]);
     let (a, p) = (&ev.metrics.amplitude, &ev.metrics.phase);
     assert!((a.ssim - 1.0).abs() < 1e-6, "amplitude SSIM {}", a.ssim);
@@ -294,7 +329,7 @@ fn evaluate_truth_against_itself_is_perfect_and_shift_is_not() {
             ..recon
         },
         &truth,
-        &EvaluateOptions::default(),
+        &EvaluationConfig::default().validate().unwrap(),
     )
     .unwrap();
     assert!(
@@ -312,7 +347,7 @@ fn evaluate_truth_against_itself_is_perfect_and_shift_is_not() {
             stitch_crop: None,
         },
         &truth,
-        &EvaluateOptions::default(),
+        &EvaluationConfig::default().validate().unwrap(),
     )
     .unwrap_err();
     assert!(err.to_string().contains("objectGuess"), "{err}");

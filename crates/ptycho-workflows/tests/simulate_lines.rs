@@ -3,12 +3,13 @@
 
 use ndarray::{Axis, s};
 use num_complex::Complex64;
+use ptycho_config::SimulationConfig;
 use ptycho_model::physics::far_field_amplitude;
 use ptycho_workflows::patches::extract_patch;
-use ptycho_workflows::{RawData, SimulationOptions, simulate_lines};
+use ptycho_workflows::{RawData, simulate_lines};
 
-fn opts(noise: bool) -> SimulationOptions {
-    SimulationOptions {
+fn opts(noise: bool) -> SimulationConfig {
+    SimulationConfig {
         n_images: 64,
         nphotons: 1e6,
         seed: 5,
@@ -19,7 +20,7 @@ fn opts(noise: bool) -> SimulationOptions {
 
 #[test]
 fn noise_free_diffraction_is_the_forward_model_of_the_file() {
-    let raw = simulate_lines(&opts(false)).unwrap();
+    let raw = simulate_lines(&opts(false).validate().unwrap()).unwrap();
     assert_eq!(raw.diff3d.dim(), (64, 64, 64));
     let obj = raw.object_guess.as_ref().unwrap();
     assert_eq!(obj.dim(), (224, 224));
@@ -46,15 +47,15 @@ fn noise_free_diffraction_is_the_forward_model_of_the_file() {
     eprintln!("noise-free diff3d vs forward model rel err {worst:.2e}");
     assert!(worst < 1e-5, "rel err {worst}");
     // Deterministic in the seed.
-    let again = simulate_lines(&opts(false)).unwrap();
+    let again = simulate_lines(&opts(false).validate().unwrap()).unwrap();
     assert_eq!(again, raw);
 }
 
 #[test]
 fn poisson_noise_carries_nphotons_per_pattern() {
-    let o = opts(true);
+    let o = opts(true).validate().unwrap();
     let raw = simulate_lines(&o).unwrap();
-    let clean = simulate_lines(&opts(false)).unwrap();
+    let clean = simulate_lines(&opts(false).validate().unwrap()).unwrap();
     assert_eq!(raw.xcoords, clean.xcoords);
     // s_sim from the noise-free data: mean Σ diff3d² · s² = nphotons by construction.
     let energy = |r: &RawData| {
@@ -86,10 +87,14 @@ fn poisson_noise_carries_nphotons_per_pattern() {
 
 #[test]
 fn simulated_file_round_trips() {
-    let raw = simulate_lines(&SimulationOptions {
-        n_images: 8,
-        ..opts(true)
-    })
+    let raw = simulate_lines(
+        &SimulationConfig {
+            n_images: 8,
+            ..opts(true)
+        }
+        .validate()
+        .unwrap(),
+    )
     .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("sim.npz");

@@ -4,16 +4,20 @@
 
 use std::path::Path;
 
-use ptycho_config::{ModelConfig, TrainingConfig, Valid};
+use ptycho_config::{ModelConfig, SimulationConfig, TrainingConfig, Valid};
 use ptycho_workflows::train::{TrainError, TrainOptions, train};
-use ptycho_workflows::{RawData, SimulationOptions, WorkflowError, simulate_lines};
+use ptycho_workflows::{RawData, WorkflowError, simulate_lines};
 
 fn data() -> RawData {
-    simulate_lines(&SimulationOptions {
-        n_images: 40,
-        seed: 11,
-        ..Default::default()
-    })
+    simulate_lines(
+        &SimulationConfig {
+            n_images: 40,
+            seed: 11,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap(),
+    )
     .unwrap()
 }
 

@@ -3,16 +3,20 @@
 
 use std::path::Path;
 
-use ptycho_config::{ModelConfig, TrainingConfig, Valid, load_config_file};
+use ptycho_config::{ModelConfig, SimulationConfig, TrainingConfig, Valid, load_config_file};
 use ptycho_workflows::train::{TrainError, TrainOptions, checkpoint, train};
-use ptycho_workflows::{RawData, SimulationOptions, WorkflowError, simulate_lines};
+use ptycho_workflows::{RawData, WorkflowError, simulate_lines};
 
 fn data() -> RawData {
-    simulate_lines(&SimulationOptions {
-        n_images: 40,
-        seed: 7,
-        ..Default::default()
-    })
+    simulate_lines(
+        &SimulationConfig {
+            n_images: 40,
+            seed: 7,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap(),
+    )
     .unwrap()
 }
 
@@ -110,7 +114,7 @@ fn bad_inputs_are_errors_before_training() {
     // Real-space loss is not implemented: named.
     let mut cfg = (*config(tmp.path(), 1)).clone();
     cfg.realspace_weight = 0.5;
-    let err = train(&cfg.validate().unwrap(), &raw, &quiet()).unwrap_err();
+    let err = cfg.validate().unwrap_err();
     assert!(err.to_string().contains("realspace_weight"), "{err}");
     // No archive was written.
     assert!(!tmp.path().join("wts.h5.zip").exists());

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use ptycho_workflows::evaluate::{EvaluateOptions, evaluate_files};
+use ptycho_workflows::evaluate::evaluate_files;
+
+use crate::args::EvaluationArgs;
 
 /// Compare a reconstruction (reconstruction.npz from `ptycho infer`) with the objectGuess of a
 /// data NPZ: the ground truth is cropped to the scanned region ± M/2, both images are
@@ -20,21 +22,17 @@ pub struct EvaluateArgs {
     /// Data NPZ whose objectGuess is the ground truth (its xcoords/ycoords give the scanned region).
     #[arg(long, visible_alias = "ground_truth", value_name = "FILE.npz")]
     pub ground_truth: PathBuf,
-    /// Stitching crop M in pixels (the crop margin is M/2). Default: the value stored in the
-    /// reconstruction, else 20.
-    #[arg(long, visible_alias = "stitch_crop", value_name = "PIXELS")]
-    pub stitch_crop: Option<usize>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub evaluation: EvaluationArgs,
 }
 
 pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
-    let opts = EvaluateOptions {
-        stitch_crop: args.stitch_crop,
-        ..EvaluateOptions::default()
-    };
-    let ev = evaluate_files(&args.reconstruction, &args.ground_truth, &opts)?;
+    let cfg = args.evaluation.resolve()?;
+    let ev = evaluate_files(&args.reconstruction, &args.ground_truth, &cfg)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &ev)?;

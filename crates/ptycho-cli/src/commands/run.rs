@@ -8,11 +8,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use ptycho_config::{ModelConfig, TrainingConfig};
+use ptycho_config::{InferenceConfig, ModelConfig, SimulationConfig, TrainingConfig};
 use ptycho_model::DeviceKind;
-use ptycho_workflows::infer::{InferOptions, infer};
+use ptycho_workflows::infer::{InferRuntime, infer};
+use ptycho_workflows::simulate_lines;
 use ptycho_workflows::train::{TrainOptions, train};
-use ptycho_workflows::{SimulationOptions, simulate_lines};
 
 /// Run the main job end to end on simulated data (a few minutes on 2 cores with the defaults).
 #[derive(Debug, Args)]
@@ -61,14 +61,17 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         "[1/4] simulating {} training + {} test patterns (lines objects, N=64, nphotons {:e})",
         args.n_train_images, args.n_test_images, args.nphotons
     );
-    let sim = |n_images: usize, seed: u64| SimulationOptions {
-        n_images,
-        nphotons: args.nphotons,
-        seed,
-        ..Default::default()
+    let sim = |n_images: usize, seed: u64| {
+        SimulationConfig {
+            n_images,
+            nphotons: args.nphotons,
+            seed,
+            ..Default::default()
+        }
+        .validate()
     };
-    let train_data = simulate_lines(&sim(args.n_train_images, args.seed))?;
-    let test_data = simulate_lines(&sim(args.n_test_images, args.seed.wrapping_add(1)))?;
+    let train_data = simulate_lines(&sim(args.n_train_images, args.seed)?)?;
+    let test_data = simulate_lines(&sim(args.n_test_images, args.seed.wrapping_add(1))?)?;
     train_data.write_npz(out.join("train.npz"))?;
     test_data.write_npz(out.join("test.npz"))?;
 
@@ -98,13 +101,18 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     )?;
 
     eprintln!("[3/4] reconstructing the test scan");
+    let infer_cfg = InferenceConfig {
+        output_dir: out.join("reconstruction"),
+        ..Default::default()
+    }
+    .validate()?;
     let result = infer(
         &report.archive_path,
         &test_data,
-        &InferOptions {
-            output_dir: Some(out.join("reconstruction")),
+        &infer_cfg,
+        &InferRuntime {
             device,
-            ..Default::default()
+            write_outputs: true,
         },
     )?;
 

@@ -9,9 +9,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use ptycho_config::{TrainingConfig, Valid, load_config_file};
+use ptycho_config::{InferenceConfig, TrainingConfig, Valid, load_config_file};
 use ptycho_model::DeviceKind;
 use ptycho_workflows::RawData;
+use ptycho_workflows::infer::{InferRuntime, infer};
 use ptycho_workflows::train::{CONFIG_NAME, TrainOptions, train};
 
 use crate::args::{TrainingArgs, resolve_training_config};
@@ -180,13 +181,18 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         // Like the reference's `--do_stitching`: reconstruct the test scan with the new archive.
         let test_raw = RawData::from_npz(test)?;
         let out = report.output_dir.join("reconstruction");
-        let result = ptycho_workflows::infer::infer(
+        let infer_cfg = InferenceConfig {
+            output_dir: out.clone(),
+            ..Default::default()
+        }
+        .validate()?;
+        let result = infer(
             &report.archive_path,
             &test_raw,
-            &ptycho_workflows::infer::InferOptions {
-                output_dir: Some(out.clone()),
+            &infer_cfg,
+            &InferRuntime {
                 device: args.device,
-                ..Default::default()
+                write_outputs: true,
             },
         )
         .with_context(|| format!("reconstructing {}", test.display()))?;

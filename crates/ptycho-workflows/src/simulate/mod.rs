@@ -4,6 +4,7 @@ pub mod lines;
 
 use ndarray::{Array1, Array2, Array3, Axis};
 use num_complex::{Complex32, Complex64};
+use ptycho_config::{SimObject, SimulationConfig, Valid};
 use ptycho_model::physics::{default_probe, far_field_amplitude};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -13,53 +14,6 @@ use rayon::prelude::*;
 use crate::data::RawData;
 use crate::error::{Result, WorkflowError};
 use crate::patches::extract_patch;
-
-/// Synthetic object kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SimObject {
-    /// Random smoothed lines (spec §8.2).
-    #[default]
-    Lines,
-}
-
-/// Options of [`simulate_lines`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct SimulationOptions {
-    /// Number of scan positions / diffraction patterns.
-    pub n_images: usize,
-    /// Object generator.
-    pub object: SimObject,
-    /// Object side in pixels; `None` → `int(3.5 · n)` (224 for N = 64).
-    pub object_size: Option<usize>,
-    /// Pattern size N (pixels).
-    pub n: usize,
-    /// Mean photons per pattern.
-    pub nphotons: f64,
-    /// Seed of every random draw (object, positions, noise).
-    pub seed: u64,
-    /// Draw Poisson noise (`false`: noise-free amplitudes).
-    pub noise: bool,
-    /// Margin (pixels) kept free at the object border; `None` → N/2.
-    pub buffer: Option<f64>,
-    /// Default-probe scale (0.7 in the reference).
-    pub default_probe_scale: f64,
-}
-
-impl Default for SimulationOptions {
-    fn default() -> Self {
-        Self {
-            n_images: 512,
-            object: SimObject::Lines,
-            object_size: None,
-            n: 64,
-            nphotons: 1e9,
-            seed: 42,
-            noise: true,
-            buffer: None,
-            default_probe_scale: 0.7,
-        }
-    }
-}
 
 fn serr(reason: impl Into<String>) -> WorkflowError {
     WorkflowError::Simulation {
@@ -73,61 +27,23 @@ fn serr(reason: impl Into<String>) -> WorkflowError {
 /// `s_sim = sqrt(nphotons / mean Σ|O·P|²)`, optional Poisson noise on the counts, stored as
 /// `diff3d = X / s_sim` (amplitudes in object×probe units). Returns the `RawData` with
 /// `objectGuess` and `probeGuess`.
-pub fn simulate_lines(opts: &SimulationOptions) -> Result<RawData> {
-    let n = opts.n;
-    if n < 4 || !n.is_multiple_of(2) {
-        return Err(WorkflowError::InvalidOption {
-            field: "n",
-            value: n.to_string(),
-            reason: "pattern size must be an even number ≥ 4".into(),
-        });
-    }
-    if opts.n_images == 0 {
-        return Err(WorkflowError::InvalidOption {
-            field: "n_images",
-            value: "0".into(),
-            reason: "must be at least 1".into(),
-        });
-    }
-    if !(opts.nphotons.is_finite() && opts.nphotons > 0.0) {
-        return Err(WorkflowError::InvalidOption {
-            field: "nphotons",
-            value: opts.nphotons.to_string(),
-            reason: "must be a positive finite number".into(),
-        });
-    }
-    let size = opts.object_size.unwrap_or((3.5 * n as f64) as usize);
-    if size < n {
-        return Err(WorkflowError::InvalidOption {
-            field: "object_size",
-            value: size.to_string(),
-            reason: format!("object must be at least N = {n} pixels wide"),
-        });
-    }
-    let mut rng = StdRng::seed_from_u64(opts.seed);
-    let object = match opts.object {
+pub fn simulate_lines(cfg: &Valid<SimulationConfig>) -> Result<RawData> {
+    let n = cfg.n;
+    let size = cfg.object_side();
+    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let object = match cfg.object {
         SimObject::Lines => lines::lines_object(size, &mut rng),
     };
     let object_c: Array2<Complex32> = object.mapv(|v| Complex32::new(v as f32, 0.0));
-    let probe64 = default_probe(n, opts.default_probe_scale);
+    let probe64 = default_probe(n, cfg.default_probe_scale);
     let probe_guess: Array2<Complex32> = probe64.mapv(|z| Complex32::new(z.re as f32, z.im as f32));
 
     let (h, w) = object.dim();
-    let buffer = opts
-        .buffer
-        .unwrap_or(n as f64 / 2.0)
-        .min(h.min(w) as f64 / 2.0 - 1.0);
-    if !(buffer.is_finite() && buffer >= 0.0) {
-        return Err(WorkflowError::InvalidOption {
-            field: "buffer",
-            value: buffer.to_string(),
-            reason: "must be a non-negative number of pixels".into(),
-        });
-    }
-    let xs: Array1<f64> = (0..opts.n_images)
+    let buffer = cfg.scan_margin(h, w);
+    let xs: Array1<f64> = (0..cfg.n_images)
         .map(|_| rng.random_range(buffer..w as f64 - buffer))
         .collect();
-    let ys: Array1<f64> = (0..opts.n_images)
+    let ys: Array1<f64> = (0..cfg.n_images)
         .map(|_| rng.random_range(buffer..h as f64 - buffer))
         .collect();
 
@@ -136,13 +52,13 @@ pub fn simulate_lines(opts: &SimulationOptions) -> Result<RawData> {
         probe_guess.view(),
         &xs,
         &ys,
-        opts.nphotons,
-        opts.noise.then_some(opts.seed),
+        cfg.nphotons,
+        cfg.noise.then_some(cfg.seed),
     )?;
-    let m = opts.n_images;
+    let m = cfg.n_images;
     RawData::from_coords_without_pc(xs, ys, diff3d, probe_guess, Some(object_c)).map(|mut r| {
         r.scan_index = Some(Array1::zeros(m));
-        r.metadata_nphotons = Some(opts.nphotons);
+        r.metadata_nphotons = Some(cfg.nphotons);
         r
     })
 }

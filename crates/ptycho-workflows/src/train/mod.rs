@@ -47,7 +47,7 @@ pub use schedule::{EarlyStop, Plateau};
 use crate::data::RawData;
 use crate::error::WorkflowError;
 use crate::fsutil::write_bytes_atomic;
-use crate::grouping::{GroupingOptions, group};
+use crate::grouping::group;
 
 /// File name of the resolved config inside the output directory.
 pub const CONFIG_NAME: &str = "config.toml";
@@ -286,16 +286,7 @@ fn run(
     } else {
         raw
     };
-    let grouping = GroupingOptions {
-        n_groups: cfg.n_groups,
-        neighbor_count: cfg.neighbor_count,
-        seed: Some(cfg.seed),
-        sequential_sampling: cfg.sequential_sampling,
-        enable_oversampling: cfg.enable_oversampling,
-        neighbor_pool_size: cfg.neighbor_pool_size,
-        ..Default::default()
-    };
-    let grouped = group(raw, &params, &grouping).map_err(|e| TrainError::Data {
+    let grouped = group(raw, &params, &cfg.grouping()).map_err(|e| TrainError::Data {
         reason: e.to_string(),
     })?;
     let s = params.intensity_scale();

@@ -1,0 +1,22 @@
+//! `EvaluationConfig`: the settings of comparing a reconstruction with a ground-truth object
+//! (spec §10).
+
+use serde::{Deserialize, Serialize};
+
+use crate::inference::DEFAULT_STITCH_CROP;
+
+/// Everything an evaluation needs from the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvaluationConfig {
+    /// Stitching crop M in pixels (the ground-truth crop margin is M/2): even, 2 ≤ M ≤ 256. None:
+    /// the value stored in the reconstruction, else [`DEFAULT_STITCH_CROP`].
+    pub stitch_crop: Option<usize>,
+}
+
+impl EvaluationConfig {
+    /// The crop M to use for a reconstruction that stored `stored` (if any).
+    pub fn stitch_crop_for(&self, stored: Option<usize>) -> usize {
+        self.stitch_crop.or(stored).unwrap_or(DEFAULT_STITCH_CROP)
+    }
+}

@@ -1,0 +1,125 @@
+//! `GroupingConfig`: the settings of grouping scan positions into solution regions (spec §2.3, the
+//! reference's `generate_grouped_data` arguments). Not a config of its own: it is the grouping
+//! part of a validated [`TrainingConfig`] or [`InferenceConfig`], taken with
+//! [`Valid::<TrainingConfig>::grouping`] / [`Valid::<InferenceConfig>::grouping`], so its defaults
+//! and rules are theirs.
+
+use crate::inference::InferenceConfig;
+use crate::training::TrainingConfig;
+use crate::validate::Valid;
+
+/// Grouping settings. Which of them a dataset can satisfy (K ≥ C for the archive's gridsize, enough
+/// scan points, memory) is checked when grouping, because it depends on the data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupingConfig {
+    /// Number of groups wanted (`nsamples` / `n_groups`), ≥ 1.
+    pub n_groups: usize,
+    /// K: nearest neighbours considered per seed (seed excluded), ≥ 1.
+    pub neighbor_count: usize,
+    /// Seed of the random draws.
+    pub seed: u64,
+    /// Seeds are `0, 1, …` instead of a random draw.
+    pub sequential_sampling: bool,
+    /// Allow more groups than scan points (gridsize > 1 only).
+    pub enable_oversampling: bool,
+    /// Neighbour pool size for oversampling (None = `neighbor_count`), ≥ 1 when given.
+    pub neighbor_pool_size: Option<usize>,
+}
+
+impl Default for GroupingConfig {
+    /// The grouping part of `TrainingConfig::default()`.
+    fn default() -> Self {
+        TrainingConfig::default().grouping_part()
+    }
+}
+
+impl TrainingConfig {
+    fn grouping_part(&self) -> GroupingConfig {
+        GroupingConfig {
+            n_groups: self.n_groups,
+            neighbor_count: self.neighbor_count,
+            seed: self.seed,
+            sequential_sampling: self.sequential_sampling,
+            enable_oversampling: self.enable_oversampling,
+            neighbor_pool_size: self.neighbor_pool_size,
+        }
+    }
+}
+
+impl Valid<TrainingConfig> {
+    /// The grouping settings of this training run.
+    pub fn grouping(&self) -> Valid<GroupingConfig> {
+        Valid(self.grouping_part())
+    }
+}
+
+impl Valid<InferenceConfig> {
+    /// The grouping settings of an inference on `total` scan points with a model of `gridsize`
+    /// (the archive's): [`InferenceConfig::group_count`] groups, random seeds.
+    pub fn grouping(&self, total: usize, gridsize: usize) -> Valid<GroupingConfig> {
+        Valid(GroupingConfig {
+            n_groups: self.group_count(total, gridsize),
+            neighbor_count: self.neighbor_count,
+            seed: self.seed,
+            sequential_sampling: false,
+            enable_oversampling: self.enable_oversampling,
+            neighbor_pool_size: self.neighbor_pool_size,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelConfig;
+
+    #[test]
+    fn training_grouping_carries_the_training_values() {
+        let cfg = TrainingConfig {
+            model: ModelConfig {
+                gridsize: 2,
+                ..Default::default()
+            },
+            n_groups: 77,
+            neighbor_count: 6,
+            seed: 3,
+            sequential_sampling: true,
+            enable_oversampling: true,
+            neighbor_pool_size: Some(5),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        let g = cfg.grouping();
+        assert_eq!(
+            *g,
+            GroupingConfig {
+                n_groups: 77,
+                neighbor_count: 6,
+                seed: 3,
+                sequential_sampling: true,
+                enable_oversampling: true,
+                neighbor_pool_size: Some(5),
+            }
+        );
+        assert!(g.into_inner().validate().is_ok());
+        assert_eq!(GroupingConfig::default().n_groups, 512);
+        assert_eq!(GroupingConfig::default().seed, 42);
+    }
+
+    #[test]
+    fn inference_grouping_uses_the_reference_count_and_seed() {
+        let cfg = InferenceConfig {
+            n_groups: Some(10),
+            neighbor_count: 7,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        let g = cfg.grouping(100, 2);
+        assert_eq!((g.n_groups, g.neighbor_count, g.seed), (10, 7, 45));
+        assert!(!g.sequential_sampling);
+        assert_eq!(cfg.grouping(12, 2).n_groups, 3);
+        assert_eq!(cfg.grouping(3, 2).n_groups, 1);
+    }
+}

@@ -1,0 +1,110 @@
+//! `InferenceConfig` (spec §1.3, §11.3): the settings of reconstructing a test scan with a saved
+//! model.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::ModelConfig;
+
+/// Default stitching crop M in pixels (the central M×M window of every predicted patch), also the
+/// M an evaluation uses when neither its settings nor the reconstruction name one.
+pub const DEFAULT_STITCH_CROP: usize = 20;
+
+/// Everything an inference run needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InferenceConfig {
+    /// Architecture; replaced by the archive's snapshot when a model is loaded (spec §9.3).
+    pub model: ModelConfig,
+    /// Directory holding `wts.h5.zip`, or the archive itself (required by the reference).
+    pub model_path: Option<PathBuf>,
+    /// Test NPZ (required by the reference). Legacy key `test_data_file_path`.
+    pub test_data_file: Option<PathBuf>,
+    /// Groups to form (None = use all points; no 512 default; see [`InferenceConfig::group_count`]).
+    /// `n_images` is the deprecated alias.
+    #[serde(alias = "n_images")]
+    pub n_groups: Option<usize>,
+    /// Scan points to subsample before grouping (None = all).
+    pub n_subsample: Option<usize>,
+    /// Seed of that subsampling.
+    pub subsample_seed: Option<u64>,
+    /// K of the nearest-neighbour grouping; K ≥ C.
+    pub neighbor_count: usize,
+    /// The reference's debug flag (kept in the legacy view; no effect here).
+    pub debug: bool,
+    /// Output directory. Legacy key `output_prefix`.
+    pub output_dir: PathBuf,
+    /// Allow more groups than scan points (gridsize > 1 only).
+    pub enable_oversampling: bool,
+    /// Neighbour pool size for oversampling; ≥ C when given.
+    pub neighbor_pool_size: Option<usize>,
+    /// Seed of the test-set grouping (the reference reseeds with 45).
+    pub seed: u64,
+    /// Stitching crop size M in pixels (central M×M of each patch): even, 2 ≤ M ≤ 256; M ≤ N of
+    /// the archive is checked when the archive is loaded.
+    pub stitch_crop: usize,
+    /// Groups per forward pass, ≥ 1.
+    pub batch_size: usize,
+}
+
+impl Default for InferenceConfig {
+    fn default() -> Self {
+        Self {
+            model: ModelConfig::default(),
+            model_path: None,
+            test_data_file: None,
+            n_groups: None,
+            n_subsample: None,
+            subsample_seed: None,
+            neighbor_count: 4,
+            debug: false,
+            output_dir: PathBuf::from("inference_outputs"),
+            enable_oversampling: false,
+            neighbor_pool_size: None,
+            seed: 45,
+            stitch_crop: DEFAULT_STITCH_CROP,
+            batch_size: 32,
+        }
+    }
+}
+
+impl InferenceConfig {
+    /// Number of groups the reference inference forms (spec §11.3) from `total` scan points at
+    /// `gridsize` (the archive's): gridsize 1 → `min(n_groups, total)` (all points when
+    /// `n_groups` is None); gridsize > 1 → `max(1, min(n_groups, total / gridsize²))`. Never 0.
+    pub fn group_count(&self, total: usize, gridsize: usize) -> usize {
+        let c = gridsize * gridsize;
+        let requested = self.n_groups;
+        let count = if c <= 1 {
+            requested.map_or(total, |k| k.min(total))
+        } else {
+            let cap = total / c;
+            requested.map_or(cap, |k| k.min(cap))
+        };
+        count.max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_counts_follow_the_reference() {
+        let count = |n_groups: Option<usize>, total: usize, gridsize: usize| {
+            InferenceConfig {
+                n_groups,
+                ..Default::default()
+            }
+            .group_count(total, gridsize)
+        };
+        assert_eq!(count(None, 100, 1), 100);
+        assert_eq!(count(Some(30), 100, 1), 30);
+        assert_eq!(count(Some(300), 100, 1), 100);
+        assert_eq!(count(None, 100, 2), 25);
+        assert_eq!(count(Some(10), 100, 2), 10);
+        assert_eq!(count(Some(80), 100, 2), 25);
+        assert_eq!(count(None, 3, 2), 1);
+    }
+}
