@@ -14,10 +14,9 @@ use std::process::Command;
 use ndarray::{Array0, Array1, Array2};
 use ndarray_npy::NpzReader;
 use num_complex::Complex32;
-use ptycho_config::{ModelConfig, Params, TrainingConfig};
+use ptycho_config::{InferenceConfig, ModelConfig, Params, TrainingConfig};
 use ptycho_e2e::ptycho_bin;
-use ptycho_workflows::infer::inference_group_count;
-use ptycho_workflows::{GroupingOptions, InferOptions, RawData, group};
+use ptycho_workflows::{RawData, group};
 use serde_json::Value;
 
 fn s(p: &Path) -> &str {
@@ -47,14 +46,8 @@ fn infer_group_centres(data: &Path) -> Vec<[f64; 2]> {
         ..Default::default()
     };
     let params = Params::from_training(&cfg.validate().unwrap());
-    let d = InferOptions::default();
-    let opts = GroupingOptions {
-        n_groups: inference_group_count(raw.n_points(), 2, None),
-        neighbor_count: d.neighbor_count,
-        seed: Some(d.seed),
-        ..GroupingOptions::default()
-    };
-    let g = group(&raw, &params, &opts).unwrap();
+    let infer_cfg = InferenceConfig::default().validate().unwrap();
+    let g = group(&raw, &params, &infer_cfg.grouping(raw.n_points(), 2)).unwrap();
     (0..g.n_groups())
         .map(|k| {
             [
@@ -129,7 +122,7 @@ fn gridsize2_train_infer_evaluate_canvas_covers_every_group() {
     let origin: Array1<f64> = z.by_name("origin").unwrap();
     let m: Array0<i64> = z.by_name("stitch_crop").unwrap();
     let m = m.into_scalar() as usize;
-    assert_eq!(m, InferOptions::default().stitch_crop);
+    assert_eq!(m, InferenceConfig::default().stitch_crop);
 
     let centres = infer_group_centres(&test);
     assert_eq!(centres.len(), 8);
