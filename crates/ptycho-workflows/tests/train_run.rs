@@ -5,7 +5,7 @@ use std::path::Path;
 
 use ptycho_config::{ModelConfig, TrainingConfig, Valid, load_config_file};
 use ptycho_workflows::train::{TrainError, TrainOptions, checkpoint, train};
-use ptycho_workflows::{RawData, SimulationOptions, WorkflowError, simulate_lines};
+use ptycho_workflows::{RawData, SimulationOptions, simulate_lines};
 
 fn data() -> RawData {
     simulate_lines(&SimulationOptions {
@@ -93,7 +93,7 @@ fn tiny_run_writes_history_checkpoint_config_and_a_loadable_archive() {
     // A second run into the same directory is refused without --overwrite.
     let err = train(&cfg, &raw, &quiet()).unwrap_err();
     assert!(
-        matches!(&err, WorkflowError::Train(TrainError::AlreadyExists { path }) if path.ends_with("wts.h5.zip")),
+        matches!(&err, TrainError::AlreadyExists { path } if path.ends_with("wts.h5.zip")),
         "{err}"
     );
 }
