@@ -1,6 +1,8 @@
 //! Complex fields as one value: [`ComplexTensor`], real and imaginary parts of identical shape
 //! `(B, C, N, N)` (Burn has no complex dtype).
 
+use std::ops::Mul;
+
 use burn::tensor::Tensor;
 
 /// A complex tensor `re + i·im`; both parts have the same shape.
@@ -43,13 +45,6 @@ impl ComplexTensor {
         }
     }
 
-    /// Element-wise complex product `(a + ib)(c + id)` (broadcasting).
-    pub fn mul(self, other: Self) -> Self {
-        let re = self.re.clone() * other.re.clone() - self.im.clone() * other.im.clone();
-        let im = self.re * other.im + self.im * other.re;
-        Self { re, im }
-    }
-
     /// Batched complex matrix product over the last two axes.
     pub fn matmul(self, other: Self) -> Self {
         let re =
@@ -66,5 +61,16 @@ impl ComplexTensor {
     /// Transpose of the last two axes (a strided view on flex).
     pub fn swap_last(self) -> Self {
         self.map(|t| t.swap_dims(2, 3))
+    }
+}
+
+/// Element-wise complex product `(a + ib)(c + id)` (broadcasting).
+impl Mul for ComplexTensor {
+    type Output = Self;
+
+    fn mul(self, other: Self) -> Self {
+        let re = self.re.clone() * other.re.clone() - self.im.clone() * other.im.clone();
+        let im = self.re * other.im + self.im * other.re;
+        Self { re, im }
     }
 }

@@ -83,7 +83,7 @@ pub fn illuminate(
     sigma: f64,
     mask: Option<Tensor<4>>,
 ) -> ComplexTensor {
-    let mut psi = obj.mul(probe);
+    let mut psi = obj * probe;
     if sigma != 0.0 {
         psi = psi.map(|t| gaussian_blur3(t, sigma));
     }
