@@ -1,11 +1,22 @@
-//! `ptycho bench --only stitch --json` runs and reports a well-formed JSON part.
+//! `ptycho bench --only stitch --json` runs and reports a well-formed JSON part; `--target`
+//! adds a check.
 
 use std::process::Command;
 
 #[test]
 fn bench_stitch_part_reports_json() {
     let out = Command::new(env!("CARGO_BIN_EXE_ptycho"))
-        .args(["bench", "--only", "stitch", "--quick", "--json"])
+        .args([
+            "bench",
+            "--only",
+            "stitch",
+            "--quick",
+            "--json",
+            "--target",
+            "stitch_ms=100",
+            "--target",
+            "roofline=0.4",
+        ])
         .output()
         .expect("run ptycho bench");
     assert!(
@@ -20,8 +31,10 @@ fn bench_stitch_part_reports_json() {
     assert_eq!(v["stitch"]["m"], 20);
     assert!(v["stitch"]["best_s"].as_f64().is_some_and(|t| t > 0.0));
     assert!(v["train"].is_null() && v["infer"].is_null());
+    // Only the stitch target has a measurement in this part.
     let targets = v["targets"].as_array().expect("targets");
     assert_eq!(targets.len(), 1, "{targets:?}");
+    assert_eq!(targets[0]["target"], "< 100");
     assert!(
         targets[0]["name"]
             .as_str()
@@ -59,4 +72,15 @@ fn bench_only_refuses_several_devices() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--only"), "{err}");
+}
+
+#[test]
+fn bench_rejects_an_unknown_target() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ptycho"))
+        .args(["bench", "--only", "stitch", "--target", "warp=9"])
+        .output()
+        .expect("run ptycho bench");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warp") && err.contains("stitch_ms"), "{err}");
 }

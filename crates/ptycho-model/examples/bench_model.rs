@@ -32,10 +32,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device = kind.to_device()?;
     let model = PtychoPinn::new(&params, &device)?;
     let (x, pos) = make(&device);
-    let _ = ops::to_vec_f64(model.autoencoder(x.clone(), pos.clone())?.pred_amp_scaled);
+    ops::to_vec_f64(model.autoencoder(x.clone(), pos.clone())?.pred_amp_scaled)?;
     let t = Instant::now();
     for _ in 0..reps {
-        let _ = ops::to_vec_f64(model.autoencoder(x.clone(), pos.clone())?.pred_amp_scaled);
+        ops::to_vec_f64(model.autoencoder(x.clone(), pos.clone())?.pred_amp_scaled)?;
     }
     let fwd = t.elapsed().as_secs_f64() / reps as f64;
 

@@ -38,6 +38,9 @@ pub enum ModelError {
         "training needs an autodiff device (call `.autodiff()` on the device before building the model)"
     )]
     NotAutodiff,
+    /// A training step's loss is NaN or infinite (the weights were not updated).
+    #[error("the training loss is {value}")]
+    NonFiniteLoss { value: f64 },
     /// Reading tensor data back from the device failed.
     #[error("reading `{what}` back from the device failed: {message}")]
     Readback { what: &'static str, message: String },

@@ -3,14 +3,19 @@
 //!
 //! Layout at this crate's boundary: Burn is **channels-first**. Diffraction inputs `s·X`
 //! (amplitudes) are `(B, C, N, N)`, offsets `(B, C, 2)` with the last axis `[x, y]` =
-//! `[column, row]` in pixels, the trimmed object `(B, 1, N, N)`. Complex values are separate real
-//! and imaginary tensors. The reference (and the NPZ files) are channels-last `(B, N, N, C)` with
-//! positions `(B, 1, 2, C)`; ptycho-workflows converts.
+//! `[column, row]` in pixels, the trimmed object `(B, 1, N, N)`. Complex fields are
+//! [`ComplexTensor`]s (separate real and imaginary tensors). The reference (and the NPZ files)
+//! are channels-last `(B, N, N, C)` with positions `(B, 1, 2, C)`; ptycho-workflows converts.
+//!
+//! Modules, each using only those before it: `complex`, `ops` (Burn ops, DFT matrices) →
+//! `physics` (array-level) → `reassembly` → `network` → `loss` → `train`; `error` is below all
+//! of them, `device` uses only `error`.
 //!
 //! - [`PtychoPinn::autoencoder`] (training view) → [`AutoencoderOutput`]
-//! - [`PtychoPinn::diffraction_to_obj`] (inference view) → `(obj_re, obj_im)`
+//! - [`PtychoPinn::diffraction_to_obj`] (inference view) → [`ComplexTensor`]
 //! - [`loss()`], [`TrainStep`], [`DeviceKind`].
 
+pub mod complex;
 pub mod device;
 pub mod error;
 pub mod loss;
@@ -20,6 +25,7 @@ pub mod physics;
 pub mod reassembly;
 pub mod train;
 
+pub use complex::ComplexTensor;
 pub use device::DeviceKind;
 pub use error::ModelError;
 pub use loss::{LossTerms, LossWeights, loss, poisson_nll, supervised_loss};

@@ -4,16 +4,19 @@
 //! Layouts are channels-first: diffraction input `x_scaled = s·X` (amplitudes) `(B, C, N, N)`,
 //! offsets `(B, C, 2)` (`[x, y]` pixels), object `(B, 1, N, N)` as re/im tensors.
 
-use burn::module::{Module, Param};
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, PaddingConfig2d};
 use burn::tensor::module::{interpolate, max_pool2d};
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions, MaxPoolOptions, PadMode};
+use std::sync::{Arc, Mutex};
+
 use burn::tensor::{DType, Device, Tensor, activation};
 use ndarray::Array2;
 use num_complex::Complex64;
 use ptycho_config::{AmpActivation, Params};
 
+use crate::complex::ComplexTensor;
 use crate::error::ModelError;
 use crate::ops::{self, DftMats, tensor_from, tensor2};
 use crate::physics;
@@ -130,8 +133,15 @@ impl Decoder {
         }
     }
 
-    /// `act` is applied to the core (or full frame without pad_object); the border uses swish.
-    fn forward(&self, z: Tensor<4>, h: &Hyper, act: impl Fn(Tensor<4>) -> Tensor<4>) -> Tensor<4> {
+    /// `act` is applied to the core (or full frame without pad_object); the border uses swish,
+    /// masked by `border` (`1 − CM`, `(1, 1, N, N)`).
+    fn forward(
+        &self,
+        z: Tensor<4>,
+        h: &Hyper,
+        border: &Tensor<4>,
+        act: impl Fn(Tensor<4>) -> Tensor<4>,
+    ) -> Tensor<4> {
         let mut x = z;
         for b in &self.blocks {
             x = b.forward(x);
@@ -150,8 +160,7 @@ impl Decoder {
                             f - C_OUTER,
                             C_OUTER,
                         ))));
-                        let bm = border_mask(n, &x2.device(), x2.dtype());
-                        x1 + x2 * bm
+                        x1 + x2 * border.clone()
                     }
                     _ => x1,
                 }
@@ -162,8 +171,83 @@ impl Decoder {
     }
 }
 
-fn border_mask(n: usize, device: &Device, dtype: DType) -> Tensor<4> {
-    reassembly::central_mask(n, device, dtype).neg() + 1.0
+/// The constant tensors of the forward pass on one device and float dtype: built once per model
+/// and device (see [`ConstantCache`]), never trained or saved.
+#[derive(Debug)]
+struct Constants {
+    device: Device,
+    autodiff: bool,
+    dtype: DType,
+    /// Normalised probe `(1, 1, N, N)`.
+    probe: ComplexTensor,
+    /// The N/4 disk `(1, 1, N, N)` when `probe_mask` is set.
+    mask: Option<Tensor<4>>,
+    dft: DftMats,
+    /// Central mask CM `(1, 1, N, N)` (reassembly denominator).
+    central: Tensor<4>,
+    /// `1 − CM` (decoder border branch).
+    border: Tensor<4>,
+}
+
+impl Constants {
+    fn new(h: &Hyper, device: &Device, dtype: DType) -> Self {
+        let n = h.n;
+        let probe = ComplexTensor::new(
+            tensor_from(h.probe_re.clone(), [1, 1, n, n], device, dtype),
+            tensor_from(h.probe_im.clone(), [1, 1, n, n], device, dtype),
+        );
+        let mask = h
+            .probe_mask
+            .then(|| tensor2(&physics::disk_mask(n), device, dtype).reshape([1, 1, n, n]));
+        let central = reassembly::central_mask(n, device, dtype);
+        let border = central.clone().neg() + 1.0;
+        Self {
+            device: device.clone(),
+            autodiff: device.is_autodiff(),
+            dtype,
+            probe,
+            mask,
+            dft: DftMats::new(n, device, dtype),
+            central,
+            border,
+        }
+    }
+
+    fn fits(&self, device: &Device, dtype: DType) -> bool {
+        self.dtype == dtype && self.autodiff == device.is_autodiff() && &self.device == device
+    }
+}
+
+/// Held while seeding the backend RNG and drawing a model's initial weights.
+static INIT_LOCK: Mutex<()> = Mutex::new(());
+
+/// Touches every float parameter, which initialises the lazy ones.
+struct ForceInit;
+
+impl ModuleVisitor for ForceInit {
+    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+        drop(p.val());
+    }
+}
+
+/// The model's [`Constants`], one set per (device, autodiff, dtype) the model has run on. A
+/// skipped module field: clones of the model (optimiser steps, `valid()`, device moves) share
+/// it, so each set is built once per model, not per forward pass.
+#[derive(Debug, Clone, Default)]
+struct ConstantCache(Arc<Mutex<Vec<Arc<Constants>>>>);
+
+impl ConstantCache {
+    fn get(&self, h: &Hyper, device: &Device, dtype: DType) -> Arc<Constants> {
+        // A poisoned lock only means another thread panicked while inserting; the list is
+        // still valid.
+        let mut sets = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = sets.iter().find(|c| c.fits(device, dtype)) {
+            return c.clone();
+        }
+        let c = Arc::new(Constants::new(h, device, dtype));
+        sets.push(c.clone());
+        c
+    }
 }
 
 /// Architecture constants and physics constants, rebuilt from `Params` (not trained, not saved
@@ -191,9 +275,8 @@ pub struct Hyper {
 /// Output of the autoencoder view.
 #[derive(Debug, Clone)]
 pub struct AutoencoderOutput {
-    /// `trimmed_obj` `(B, 1, N, N)`, real and imaginary parts.
-    pub obj_re: Tensor<4>,
-    pub obj_im: Tensor<4>,
+    /// `trimmed_obj` `(B, 1, N, N)`.
+    pub obj: ComplexTensor,
     /// `s·Â` (amplitude) `(B, C, N, N)`.
     pub pred_amp_scaled: Tensor<4>,
     /// `(s·Â)²` (intensity, expected counts) `(B, C, N, N)`.
@@ -208,13 +291,47 @@ pub struct PtychoPinn {
     phase: Decoder,
     #[module(skip)]
     hyper: Hyper,
+    #[module(skip)]
+    constants: ConstantCache,
 }
 
 impl PtychoPinn {
     /// Build the network from `params` (CONFIG-001: the only source of N, gridsize and flags).
     /// The probe is `params.probe()` (already normalised) when its size is N, else the default
-    /// probe normalised with `probe_scale`; s is `params.intensity_scale()`.
+    /// probe normalised with `probe_scale`; s is `params.intensity_scale()`. The initial weights
+    /// are drawn here from the backend's (process-global) RNG in its current state; see
+    /// [`Self::new_seeded`].
     pub fn new(params: &Params, device: &Device) -> Result<Self, ModelError> {
+        Self::initialised(params, device, None)
+    }
+
+    /// [`Self::new`] with the backend RNG seeded with `seed` first: the same seed gives the same
+    /// initial weights, also when other threads of the process build models at the same time
+    /// (seeding and drawing hold one process-wide lock).
+    pub fn new_seeded(params: &Params, device: &Device, seed: u64) -> Result<Self, ModelError> {
+        Self::initialised(params, device, Some(seed))
+    }
+
+    fn initialised(
+        params: &Params,
+        device: &Device,
+        seed: Option<u64>,
+    ) -> Result<Self, ModelError> {
+        // A poisoned lock only means another thread panicked while initialising.
+        let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(seed) = seed {
+            device.seed(seed);
+        }
+        let model = Self::build(params, device)?;
+        // Burn initialises parameters lazily, at first use; draw them now, under the lock. The
+        // visit order is the declaration order, which is also the order of the forward pass, so
+        // the weights equal those a first forward pass would have drawn.
+        model.visit(&mut ForceInit);
+        Ok(model)
+    }
+
+    /// The network with lazily initialised weights.
+    fn build(params: &Params, device: &Device) -> Result<Self, ModelError> {
         let hyper = Self::hyper(params)?;
         let mut encoder = Vec::new();
         let widths: Vec<usize> = match hyper.n {
@@ -227,11 +344,14 @@ impl PtychoPinn {
             encoder.push(ConvPool::new(cin, w * hyper.nfs, device));
             cin = w * hyper.nfs;
         }
+        let constants = ConstantCache::default();
+        constants.get(&hyper, device, DType::F32);
         Ok(Self {
             encoder,
             amp: Decoder::new(&hyper, device),
             phase: Decoder::new(&hyper, device),
             hyper,
+            constants,
         })
     }
 
@@ -313,6 +433,15 @@ impl PtychoPinn {
     /// Decoder outputs before combination: amplitude A and phase φ, `(B, C_out, N, N)`.
     /// `x_scaled` is `s·X`; the network sees `X`.
     pub fn amp_phase(&self, x_scaled: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let k = self.constants_for(&x_scaled);
+        self.decode(x_scaled, &k)
+    }
+
+    fn constants_for(&self, x: &Tensor<4>) -> Arc<Constants> {
+        self.constants.get(&self.hyper, &x.device(), x.dtype())
+    }
+
+    fn decode(&self, x_scaled: Tensor<4>, k: &Constants) -> (Tensor<4>, Tensor<4>) {
         let h = &self.hyper;
         let mut z = x_scaled / h.s;
         for b in &self.encoder {
@@ -321,43 +450,43 @@ impl PtychoPinn {
         let act = h.amp_act;
         let a = self
             .amp
-            .forward(z.clone(), h, |t| ops::amp_activation(t, act));
-        let phi = self.phase.forward(z, h, ops::phase_activation);
+            .forward(z.clone(), h, &k.border, |t| ops::amp_activation(t, act));
+        let phi = self.phase.forward(z, h, &k.border, ops::phase_activation);
         (a, phi)
     }
 
-    /// Object canvas `(B, 1, P, P)` (re, im) from the network output O = A·e^{iφ}.
+    /// Object canvas `(B, 1, P, P)` and the trimmed object `(B, 1, N, N)` from the network
+    /// output O = A·e^{iφ}.
     fn canvas(
         &self,
         x_scaled: Tensor<4>,
         off: &Offsets,
-    ) -> (Tensor<4>, Tensor<4>, Tensor<4>, Tensor<4>) {
+        k: &Constants,
+    ) -> (ComplexTensor, ComplexTensor) {
         let h = &self.hyper;
-        let (a, phi) = self.amp_phase(x_scaled);
-        let o_re = a.clone() * phi.clone().cos();
-        let o_im = a * phi.sin();
+        let (a, phi) = self.decode(x_scaled, k);
+        let o = ComplexTensor::from_polar(a, phi);
         if h.object_big {
-            let (c_re, c_im) = reassembly::reassemble(o_re, o_im, off, h.p_size);
-            let t_re = reassembly::trim(c_re.clone(), h.n);
-            let t_im = reassembly::trim(c_im.clone(), h.n);
-            (c_re, c_im, t_re, t_im)
+            let canvas = reassembly::reassemble(o, off, h.p_size, k.central.clone());
+            let trimmed = canvas.clone().map(|t| reassembly::trim(t, h.n));
+            (canvas, trimmed)
         } else {
-            let c_re = reassembly::pad_to_canvas(o_re.clone(), h.p_size);
-            let c_im = reassembly::pad_to_canvas(o_im.clone(), h.p_size);
-            (c_re, c_im, o_re, o_im)
+            let canvas = o.clone().map(|t| reassembly::pad_to_canvas(t, h.p_size));
+            (canvas, o)
         }
     }
 
-    /// Inference view: `trimmed_obj` `(B, 1, N, N)` (re, im) from `s·X` and offsets.
+    /// Inference view: `trimmed_obj` `(B, 1, N, N)` from `s·X` and offsets.
     pub fn diffraction_to_obj(
         &self,
         x_scaled: Tensor<4>,
         positions: Tensor<3>,
-    ) -> Result<(Tensor<4>, Tensor<4>), ModelError> {
+    ) -> Result<ComplexTensor, ModelError> {
         self.check_inputs(&x_scaled, &positions)?;
         let off = Offsets::from_tensor(&positions)?;
-        let (_, _, t_re, t_im) = self.canvas(x_scaled, &off);
-        Ok((t_re, t_im))
+        let k = self.constants_for(&x_scaled);
+        let (_, trimmed) = self.canvas(x_scaled, &off, &k);
+        Ok(trimmed)
     }
 
     /// Training view: object, re-extraction, illumination, far field, × s.
@@ -369,37 +498,90 @@ impl PtychoPinn {
         self.check_inputs(&x_scaled, &positions)?;
         let off = Offsets::from_tensor(&positions)?;
         let h = &self.hyper;
-        let device = x_scaled.device();
-        let dtype = x_scaled.dtype();
-        let (c_re, c_im, obj_re, obj_im) = self.canvas(x_scaled, &off);
-        let (p_re, p_im) = reassembly::extract_complex(c_re, c_im, &off, h.n);
-        let pred_amp_scaled = self.physics_forward(p_re, p_im, &device, dtype);
+        let k = self.constants_for(&x_scaled);
+        let (canvas, obj) = self.canvas(x_scaled, &off, &k);
+        let patches = reassembly::extract(canvas, &off, h.n);
+        let pred_amp_scaled = self.physics(patches, &k);
         let pred_intensity = pred_amp_scaled.clone().powi_scalar(2);
         Ok(AutoencoderOutput {
-            obj_re,
-            obj_im,
+            obj,
             pred_amp_scaled,
             pred_intensity,
         })
     }
 
     /// Object patches `(B, C, N, N)` → `s·Â` through illumination and the far field.
-    pub fn physics_forward(
-        &self,
-        patch_re: Tensor<4>,
-        patch_im: Tensor<4>,
-        device: &Device,
-        dtype: DType,
-    ) -> Tensor<4> {
+    pub fn physics_forward(&self, patches: ComplexTensor) -> Tensor<4> {
+        let k = self.constants_for(&patches.re);
+        self.physics(patches, &k)
+    }
+
+    fn physics(&self, patches: ComplexTensor, k: &Constants) -> Tensor<4> {
         let h = &self.hyper;
-        let n = h.n;
-        let pr = tensor_from(h.probe_re.clone(), [1, 1, n, n], device, dtype);
-        let pi = tensor_from(h.probe_im.clone(), [1, 1, n, n], device, dtype);
-        let mask = h
-            .probe_mask
-            .then(|| tensor2(&physics::disk_mask(n), device, dtype).reshape([1, 1, n, n]));
-        let (psi_re, psi_im) = ops::illuminate(patch_re, patch_im, pr, pi, h.sigma, mask);
-        let f = DftMats::new(n, device, dtype);
-        ops::far_field_amplitude(psi_re, psi_im, &f, ops::AMP_EPS) * h.s
+        let psi = ops::illuminate(patches, k.probe.clone(), h.sigma, k.mask.clone());
+        ops::far_field_amplitude(psi, &k.dft, ops::AMP_EPS) * h.s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ptycho_config::{ModelConfig, TrainingConfig};
+
+    struct Collect(Vec<f32>);
+
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let v = p
+                .val()
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap();
+            self.0.extend(v);
+        }
+    }
+
+    fn weights(m: &PtychoPinn) -> Vec<u32> {
+        let mut c = Collect(Vec::new());
+        m.visit(&mut c);
+        c.0.iter().map(|v| v.to_bits()).collect()
+    }
+
+    #[test]
+    fn eager_initialisation_draws_the_weights_a_first_forward_would() {
+        let params = Params::from_training(
+            &TrainingConfig {
+                model: ModelConfig {
+                    n_filters_scale: 1,
+                    gridsize: 2,
+                    probe_big: true,
+                    pad_object: true,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+            .validate()
+            .unwrap(),
+        );
+        let device = Device::flex();
+        let (b, c, n) = (1, 4, 64);
+        let x = tensor_from(vec![0.5; b * c * n * n], [b, c, n, n], &device, DType::F32);
+        let pos = tensor_from(vec![0.0; b * c * 2], [b, c, 2], &device, DType::F32);
+        let lazy = {
+            let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            device.seed(11);
+            let m = PtychoPinn::build(&params, &device).unwrap();
+            m.autoencoder(x, pos).unwrap();
+            weights(&m)
+        };
+        let eager = weights(&PtychoPinn::new_seeded(&params, &device, 11).unwrap());
+        assert_eq!(lazy.len(), eager.len());
+        assert!(
+            lazy == eager,
+            "eager initialisation changed the initial weights"
+        );
+        let other = weights(&PtychoPinn::new_seeded(&params, &device, 12).unwrap());
+        assert!(other != eager);
     }
 }

@@ -1,13 +1,15 @@
 //! The forward physics as differentiable Burn ops (spec §3.3, §4.7, §4.8), device-agnostic.
 //!
-//! Complex fields are carried as separate real and imaginary tensors of identical shape
-//! `(B, C, N, N)`. The far-field amplitude is computed with matrix products against the centred
-//! DFT matrix of [`crate::physics::centred_dft_matrix`], so it is differentiable on every backend.
+//! Complex fields are [`ComplexTensor`]s `(B, C, N, N)`. The far-field amplitude is computed with
+//! matrix products against the centred DFT matrix of [`centred_dft_matrix`], so it is
+//! differentiable on every backend.
 
 use burn::tensor::{DType, Device, Tensor, TensorData, activation, ops::PadMode};
 use ndarray::Array2;
+use num_complex::Complex64;
 
-use crate::physics;
+use crate::complex::ComplexTensor;
+use crate::error::ModelError;
 
 /// Floor added to `|DFT2 ψ|²` before the square root, so that the gradient of the amplitude stays
 /// finite where the spectrum vanishes (changes amplitudes by < 1e-6 absolute in DFT units).
@@ -30,72 +32,65 @@ pub fn tensor_from<const D: usize>(
     Tensor::from_data(TensorData::new(v, shape), (device, dtype))
 }
 
-/// Real and imaginary parts of the centred DFT matrix `F` (see [`physics::centred_dft_matrix`]),
-/// shaped `(1, 1, N, N)` for broadcasting over `(B, C)`.
+/// Centred DFT matrix `F[k, n] = exp(−2πi (k − N/2) n / N)`: the fftshift folded into the rows, so
+/// `F · ψ · Fᵀ` is `fftshift(DFT2 ψ)` for a square ψ.
+pub fn centred_dft_matrix(n: usize) -> Array2<Complex64> {
+    let half = (n / 2) as f64;
+    Array2::from_shape_fn((n, n), |(k, j)| {
+        let phase = -2.0 * std::f64::consts::PI * (k as f64 - half) * j as f64 / n as f64;
+        Complex64::new(phase.cos(), phase.sin())
+    })
+}
+
+/// The centred DFT matrix `F` of [`centred_dft_matrix`] and its transpose, shaped `(1, 1, N, N)`
+/// for broadcasting over `(B, C)`.
 #[derive(Clone, Debug)]
 pub struct DftMats {
-    pub re: Tensor<4>,
-    pub im: Tensor<4>,
+    pub f: ComplexTensor,
+    /// `Fᵀ` (a transposed view of `f`).
+    pub ft: ComplexTensor,
     pub n: usize,
 }
 
 impl DftMats {
     pub fn new(n: usize, device: &Device, dtype: DType) -> Self {
-        let f = physics::centred_dft_matrix(n);
+        let f = centred_dft_matrix(n);
         let re = tensor2(&f.mapv(|z| z.re), device, dtype).reshape([1, 1, n, n]);
         let im = tensor2(&f.mapv(|z| z.im), device, dtype).reshape([1, 1, n, n]);
-        Self { re, im, n }
+        let f = ComplexTensor::new(re, im);
+        let ft = f.clone().swap_last();
+        Self { f, ft, n }
     }
 }
 
-/// Complex batched matmul `(ar + i·ai)(br + i·bi)`.
-fn cmatmul(ar: Tensor<4>, ai: Tensor<4>, br: Tensor<4>, bi: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
-    let re = ar.clone().matmul(br.clone()) - ai.clone().matmul(bi.clone());
-    let im = ar.matmul(bi) + ai.matmul(br);
-    (re, im)
-}
-
-/// Far-field **amplitude** `|fftshift(DFT2 ψ)| / N` of exit waves `(B, C, N, N)` (re, im):
+/// Far-field **amplitude** `|fftshift(DFT2 ψ)| / N` of exit waves ψ `(B, C, N, N)`:
 /// `F · ψ · Fᵀ` with the centred DFT matrix, then `sqrt(|·|² + eps) / N` (the model uses
 /// [`AMP_EPS`]; the array-level simulator passes 0).
-pub fn far_field_amplitude(
-    psi_re: Tensor<4>,
-    psi_im: Tensor<4>,
-    f: &DftMats,
-    eps: f64,
-) -> Tensor<4> {
-    let (tr, ti) = cmatmul(f.re.clone(), f.im.clone(), psi_re, psi_im);
-    let ftr = f.re.clone().swap_dims(2, 3);
-    let fti = f.im.clone().swap_dims(2, 3);
-    let (sr, si) = cmatmul(tr, ti, ftr, fti);
-    let power = sr.powi_scalar(2) + si.powi_scalar(2);
+pub fn far_field_amplitude(psi: ComplexTensor, f: &DftMats, eps: f64) -> Tensor<4> {
+    let spectrum = f.f.clone().matmul(psi).matmul(f.ft.clone());
+    let power = spectrum.norm_sqr();
     let power = if eps > 0.0 { power + eps } else { power };
     power.sqrt() / f.n as f64
 }
 
-/// Illumination `ψ = P · O` (complex product, probe `(1, 1, N, N)` broadcast over `(B, C)`),
+/// Illumination `ψ = O · P` (complex product, probe `(1, 1, N, N)` broadcast over `(B, C)`),
 /// then the optional 3×3 Gaussian blur (σ in pixels, 0 = off; REFLECT padding, 1-D weights
 /// `softmax(−x²/(2σ²))`, x ∈ {−1, 0, 1}, real and imaginary parts separately) and the optional
 /// multiplication by `mask` (the N/4 disk, `(1, 1, N, N)`).
 pub fn illuminate(
-    obj_re: Tensor<4>,
-    obj_im: Tensor<4>,
-    probe_re: Tensor<4>,
-    probe_im: Tensor<4>,
+    obj: ComplexTensor,
+    probe: ComplexTensor,
     sigma: f64,
     mask: Option<Tensor<4>>,
-) -> (Tensor<4>, Tensor<4>) {
-    let mut re = obj_re.clone() * probe_re.clone() - obj_im.clone() * probe_im.clone();
-    let mut im = obj_re * probe_im + obj_im * probe_re;
+) -> ComplexTensor {
+    let mut psi = obj * probe;
     if sigma != 0.0 {
-        re = gaussian_blur3(re, sigma);
-        im = gaussian_blur3(im, sigma);
+        psi = psi.map(|t| gaussian_blur3(t, sigma));
     }
     if let Some(m) = mask {
-        re = re * m.clone();
-        im = im * m;
+        psi = psi.mul_real(m);
     }
-    (re, im)
+    psi
 }
 
 /// The 3-tap weights `softmax(−x²/(2σ²))` for x = −1, 0, 1.
@@ -132,10 +127,17 @@ pub fn phase_activation(x: Tensor<4>) -> Tensor<4> {
     activation::tanh(x) * std::f64::consts::PI
 }
 
-/// Flat `Vec<f64>` of a tensor (any float dtype).
-pub fn to_vec_f64<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.into_data()
+/// Flat `Vec<f64>` of a tensor (any float dtype), read back from its device.
+pub fn to_vec_f64<const D: usize>(t: Tensor<D>) -> Result<Vec<f64>, ModelError> {
+    read_back(t, "tensor")
+}
+
+/// [`to_vec_f64`] naming the tensor (`what`) in the error.
+pub fn read_back<const D: usize>(t: Tensor<D>, what: &'static str) -> Result<Vec<f64>, ModelError> {
+    let err = |message: String| ModelError::Readback { what, message };
+    t.try_into_data()
+        .map_err(|e| err(format!("{e:?}")))?
         .convert::<f64>()
         .try_to_vec::<f64>()
-        .unwrap_or_default()
+        .map_err(|e| err(format!("{e:?}")))
 }

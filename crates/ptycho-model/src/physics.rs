@@ -8,6 +8,9 @@
 use ndarray::{Array2, ArrayView2, Axis};
 use num_complex::Complex64;
 
+use crate::complex::ComplexTensor;
+use crate::error::ModelError;
+
 /// Interpolation matrix of a 1-D bilinear shift by `t` pixels: `out = R · in` with `R` of shape
 /// `(n_out, n_in)`, `out[i] = (1−w)·in[⌊i−t⌋] + w·in[⌊i−t⌋+1]`, `w = (i−t) − ⌊i−t⌋`; taps outside
 /// `[0, n_in)` contribute 0. The 2-D translation is separable: `T(img, t) = R(ty) · img · R(tx)ᵀ`.
@@ -37,32 +40,30 @@ pub fn translate(img: ArrayView2<Complex64>, tx: f64, ty: f64) -> Array2<Complex
     ry.dot(&img).dot(&rx.t())
 }
 
-/// Centred DFT matrix `F[k, n] = exp(−2πi (k − N/2) n / N)`: the fftshift folded into the rows, so
-/// `F · ψ · Fᵀ` is `fftshift(DFT2 ψ)` for a square ψ.
-pub fn centred_dft_matrix(n: usize) -> Array2<Complex64> {
-    let half = (n / 2) as f64;
-    Array2::from_shape_fn((n, n), |(k, j)| {
-        let phase = -2.0 * std::f64::consts::PI * (k as f64 - half) * j as f64 / n as f64;
-        Complex64::new(phase.cos(), phase.sin())
-    })
-}
-
 /// Far-field amplitude `|fftshift(DFT2 ψ)| / N` of one N×N exit wave (amplitude, not intensity).
 ///
 /// Runs the model's Burn op [`crate::ops::far_field_amplitude`] on the flex CPU device in float64,
-/// so the forward model exists once.
-pub fn far_field_amplitude(psi: ArrayView2<Complex64>) -> Array2<f64> {
+/// so the forward model exists once. Errors when the result cannot be read back.
+pub fn far_field_amplitude(psi: ArrayView2<Complex64>) -> Result<Array2<f64>, ModelError> {
+    use crate::ops::{DftMats, read_back, tensor_from};
     use burn::tensor::{DType, Device};
     let (h, w) = psi.dim();
     let device = Device::flex();
     let re: Vec<f64> = psi.iter().map(|z| z.re).collect();
     let im: Vec<f64> = psi.iter().map(|z| z.im).collect();
-    let re = crate::ops::tensor_from(re, [1, 1, h, w], &device, DType::F64);
-    let im = crate::ops::tensor_from(im, [1, 1, h, w], &device, DType::F64);
-    let f = crate::ops::DftMats::new(h, &device, DType::F64);
-    let amp = crate::ops::far_field_amplitude(re, im, &f, 0.0);
-    let v = crate::ops::to_vec_f64(amp);
-    Array2::from_shape_vec((h, w), v).unwrap_or_else(|_| Array2::zeros((h, w)))
+    let psi = ComplexTensor::new(
+        tensor_from(re, [1, 1, h, w], &device, DType::F64),
+        tensor_from(im, [1, 1, h, w], &device, DType::F64),
+    );
+    let f = DftMats::new(h, &device, DType::F64);
+    let amp = crate::ops::far_field_amplitude(psi, &f, 0.0);
+    let v = read_back(amp, "far-field amplitude")?;
+    let got = v.len();
+    Array2::from_shape_vec((h, w), v).map_err(|_| ModelError::Shape {
+        what: "far-field amplitude",
+        got: vec![got],
+        expected: format!("{} values ({h}, {w})", h * w),
+    })
 }
 
 /// Probe normalisation of the model (spec §4.7):
@@ -202,7 +203,7 @@ mod tests {
     fn far_field_of_constant_is_centred_delta() {
         let n = 8;
         let psi = Array2::from_elem((n, n), Complex64::new(1.0, 0.0));
-        let a = far_field_amplitude(psi.view());
+        let a = far_field_amplitude(psi.view()).unwrap();
         assert!((a[[n / 2, n / 2]] - n as f64).abs() < 1e-9);
         assert!((a.sum() - n as f64).abs() < 1e-9);
     }

@@ -12,6 +12,7 @@
 
 use burn::tensor::{DType, Device, Tensor};
 
+use crate::complex::ComplexTensor;
 use crate::error::ModelError;
 use crate::ops::tensor_from;
 use crate::physics::shift_matrix;
@@ -132,22 +133,16 @@ fn merge_mats(
 
 /// Per-sample reassembly (object.big): for each group b,
 /// `canvas_b = Σ_c T(pad_P(Z_bc), −r_bc) / (Σ_c T(pad_P(CM), −r_bc) + 0.001)`, real and imaginary
-/// parts separately. `z_*` are `(B, C, N, N)`; returns `(B, 1, P, P)` re and im.
-pub fn reassemble(
-    z_re: Tensor<4>,
-    z_im: Tensor<4>,
-    off: &Offsets,
-    p_size: usize,
-) -> (Tensor<4>, Tensor<4>) {
-    let [_, _, n, _] = z_re.dims();
-    let device = z_re.device();
-    let dtype = z_re.dtype();
+/// parts separately. `z` is `(B, C, N, N)`, `cm` the central mask of [`central_mask`]
+/// `(1, 1, N, N)`; returns the canvas `(B, 1, P, P)`.
+pub fn reassemble(z: ComplexTensor, off: &Offsets, p_size: usize, cm: Tensor<4>) -> ComplexTensor {
+    let [_, _, n, _] = z.dims();
+    let device = z.re.device();
+    let dtype = z.re.dtype();
     let (ly, lxt) = merge_mats(off, n, p_size, &device, dtype);
     let merge = |z: Tensor<4>| ly.clone().matmul(z).matmul(lxt.clone()).sum_dim(1);
-    let den = merge(central_mask(n, &device, dtype)) + 0.001;
-    let re = merge(z_re) / den.clone();
-    let im = merge(z_im) / den;
-    (re, im)
+    let den = merge(cm) + 0.001;
+    z.map(|part| merge(part) / den.clone())
 }
 
 /// Zero-pad `(B, 1, N, N)` to the canvas `(B, 1, P, P)` (object.big = false).
@@ -169,13 +164,14 @@ pub fn trim(canvas: Tensor<4>, n: usize) -> Tensor<4> {
 }
 
 /// Re-extraction: each patch (b, c) is `trim_N(T(canvas_b, +r_bc))`, i.e.
-/// `R_{N←P}(ry − p) · canvas_b · R_{N←P}(rx − p)ᵀ`. Canvas `(B, 1, P, P)` → `(B, C, N, N)`.
-pub fn extract(canvas: Tensor<4>, off: &Offsets, n: usize) -> Tensor<4> {
+/// `R_{N←P}(ry − p) · canvas_b · R_{N←P}(rx − p)ᵀ` (real and imaginary parts share the
+/// interpolation matrices). Canvas `(B, 1, P, P)` → patches `(B, C, N, N)`.
+pub fn extract(canvas: ComplexTensor, off: &Offsets, n: usize) -> ComplexTensor {
     let [_, _, p_size, _] = canvas.dims();
-    let device = canvas.device();
-    let dtype = canvas.dtype();
+    let device = canvas.re.device();
+    let dtype = canvas.re.dtype();
     let (ey, ext) = extract_mats(off, n, p_size, &device, dtype);
-    ey.matmul(canvas).matmul(ext)
+    canvas.map(|part| ey.clone().matmul(part).matmul(ext.clone()))
 }
 
 fn extract_mats(
@@ -205,20 +201,4 @@ fn extract_mats(
         dtype,
     );
     (ey, ext)
-}
-
-/// Extract re and im together (shares the interpolation matrices).
-pub fn extract_complex(
-    canvas_re: Tensor<4>,
-    canvas_im: Tensor<4>,
-    off: &Offsets,
-    n: usize,
-) -> (Tensor<4>, Tensor<4>) {
-    let [_, _, p_size, _] = canvas_re.dims();
-    let device = canvas_re.device();
-    let dtype = canvas_re.dtype();
-    let (ey, ext) = extract_mats(off, n, p_size, &device, dtype);
-    let re = ey.clone().matmul(canvas_re).matmul(ext.clone());
-    let im = ey.matmul(canvas_im).matmul(ext);
-    (re, im)
 }

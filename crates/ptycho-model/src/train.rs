@@ -1,12 +1,13 @@
-//! One optimisation step (Adam, ε = 1e-7, β = 0.9/0.999, lr passed per step).
+//! The one optimisation step of the project (Adam, ε = 1e-7, β = 0.9/0.999, lr passed per step),
+//! used by `ptycho train`, `ptycho bench` and the tests, and the loss evaluation of validation.
 
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 
 use crate::error::ModelError;
-use crate::loss::{LossWeights, loss, supervised_loss};
+use crate::loss::{LossTerms, LossWeights, loss, supervised_loss};
 use crate::network::PtychoPinn;
-use crate::ops::to_vec_f64;
+use crate::ops::read_back;
 
 /// Loss values of one step, read back to the host.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -14,6 +15,15 @@ pub struct LossValues {
     pub total: f64,
     pub nll: f64,
     pub mae: f64,
+}
+
+/// The optimiser of the reference: Keras Adam with ε = 1e-7 (Burn's default is 1e-5).
+pub fn adam() -> ModuleOptimizer {
+    AdamConfig::new()
+        .with_beta_1(0.9)
+        .with_beta_2(0.999)
+        .with_epsilon(1e-7)
+        .init()
 }
 
 /// Adam state plus loss weights. The model must live on an autodiff device.
@@ -30,24 +40,45 @@ impl std::fmt::Debug for TrainStep {
     }
 }
 
-fn scalar(t: Tensor<1>) -> f64 {
-    to_vec_f64(t).first().copied().unwrap_or(f64::NAN)
+/// Loss terms read back in one transfer.
+fn read_terms(t: &LossTerms) -> Result<LossValues, ModelError> {
+    let v = read_back(
+        Tensor::cat(vec![t.total.clone(), t.nll.clone(), t.mae.clone()], 0),
+        "loss terms",
+    )?;
+    match v[..] {
+        [total, nll, mae] => Ok(LossValues { total, nll, mae }),
+        _ => Err(ModelError::Shape {
+            what: "loss terms",
+            got: vec![v.len()],
+            expected: "3 values (total, nll, mae)".into(),
+        }),
+    }
 }
 
 impl TrainStep {
+    /// A fresh Adam ([`adam`]) with these loss weights.
     pub fn new(weights: LossWeights) -> Self {
-        Self {
-            optim: AdamConfig::new()
-                .with_beta_1(0.9)
-                .with_beta_2(0.999)
-                .with_epsilon(1e-7)
-                .init(),
-            weights,
-        }
+        Self::with_optimizer(weights, adam())
+    }
+
+    /// Continue with a restored optimiser state (a checkpoint's).
+    pub fn with_optimizer(weights: LossWeights, optim: ModuleOptimizer) -> Self {
+        Self { optim, weights }
+    }
+
+    /// The optimiser state (moments, step counts) that a checkpoint saves.
+    pub fn optimizer(&self) -> &ModuleOptimizer {
+        &self.optim
+    }
+
+    pub fn weights(&self) -> &LossWeights {
+        &self.weights
     }
 
     /// PINN step on one batch: `x_scaled = s·X` `(B, C, N, N)`, offsets `(B, C, 2)`, targets
     /// `s·X` (normally `x_scaled` itself). Returns the updated model and the pre-step losses.
+    /// A non-finite total loss is [`ModelError::NonFiniteLoss`], before the weights change.
     pub fn step(
         &mut self,
         model: PtychoPinn,
@@ -62,13 +93,26 @@ impl TrainStep {
         let out = model.autoencoder(x_scaled, positions)?;
         let terms = loss(&out, target_scaled_amp, &self.weights)?;
         let grads = GradientsParams::from_grads(terms.total.backward(), &model);
-        let values = LossValues {
-            total: scalar(terms.total),
-            nll: scalar(terms.nll),
-            mae: scalar(terms.mae),
-        };
+        let values = read_terms(&terms)?;
+        if !values.total.is_finite() {
+            return Err(ModelError::NonFiniteLoss {
+                value: values.total,
+            });
+        }
         let model = self.optim.step(lr, model, grads);
         Ok((model, values))
+    }
+
+    /// The PINN losses of `model` on one batch without a step (validation; any device).
+    pub fn evaluate(
+        &self,
+        model: &PtychoPinn,
+        x_scaled: Tensor<4>,
+        positions: Tensor<3>,
+        target_scaled_amp: Tensor<4>,
+    ) -> Result<LossValues, ModelError> {
+        let out = model.autoencoder(x_scaled, positions)?;
+        read_terms(&loss(&out, target_scaled_amp, &self.weights)?)
     }
 
     /// Supervised step: MAE on the decoder's amplitude and phase vs ground-truth patches.
@@ -86,7 +130,19 @@ impl TrainStep {
         let (a, phi) = model.amp_phase(x_scaled);
         let l = supervised_loss(a, phi, gt_amp, gt_phase)?;
         let grads = GradientsParams::from_grads(l.backward(), &model);
-        let v = scalar(l);
+        let v = match read_back(l, "supervised loss")?[..] {
+            [v] => v,
+            ref other => {
+                return Err(ModelError::Shape {
+                    what: "supervised loss",
+                    got: vec![other.len()],
+                    expected: "1 value".into(),
+                });
+            }
+        };
+        if !v.is_finite() {
+            return Err(ModelError::NonFiniteLoss { value: v });
+        }
         Ok((self.optim.step(lr, model, grads), v))
     }
 }

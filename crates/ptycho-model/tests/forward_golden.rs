@@ -4,22 +4,22 @@ mod common;
 
 use std::fs::File;
 
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{DType, Device};
 use ndarray::{Array2, Array4, Ix0, Ix2, Ix3, Ix4, s};
 use ndarray_npy::NpzReader;
 use num_complex::{Complex32, Complex64};
-use ptycho_model::{ops, physics, poisson_nll};
+use ptycho_model::{ComplexTensor, ops, physics, poisson_nll};
 
 fn open() -> NpzReader<File> {
     NpzReader::new(File::open(common::golden("forward_model.npz")).unwrap()).unwrap()
 }
 
-/// `(B, N, N, 1)` complex64 → re, im tensors `(B, 1, N, N)` (f32 device default).
-fn complex_to_tensors(a: &Array4<Complex32>, device: &Device) -> (Tensor<4>, Tensor<4>) {
+/// `(B, N, N, 1)` complex64 → a complex tensor `(B, 1, N, N)` (f32 device default).
+fn complex_to_tensors(a: &Array4<Complex32>, device: &Device) -> ComplexTensor {
     let (b, n, m, _) = a.dim();
     let re: Vec<f64> = a.iter().map(|z| z.re as f64).collect();
     let im: Vec<f64> = a.iter().map(|z| z.im as f64).collect();
-    (
+    ComplexTensor::new(
         ops::tensor_from(re, [b, 1, n, m], device, DType::F32),
         ops::tensor_from(im, [b, 1, n, m], device, DType::F32),
     )
@@ -40,8 +40,8 @@ fn diffraction_matches_reference_pad_and_diffract() {
     ] {
         let psi: Array4<Complex32> = z.by_name(wave).unwrap();
         let want: Array4<f32> = z.by_name(amp).unwrap();
-        let (re, im) = complex_to_tensors(&psi, &device);
-        let got = ops::to_vec_f64(ops::far_field_amplitude(re, im, &f, ops::AMP_EPS));
+        let psi = complex_to_tensors(&psi, &device);
+        let got = ops::to_vec_f64(ops::far_field_amplitude(psi, &f, ops::AMP_EPS)).unwrap();
         let e = common::rel_err(&got, &f32s(&want));
         eprintln!("{amp}: max rel err {e:.2e}");
         assert!(e <= 1e-5, "{amp}: {e}");
@@ -56,7 +56,7 @@ fn array_far_field_uses_the_burn_op_and_matches_reference() {
     let p0 = psi
         .slice(s![0, .., .., 0])
         .mapv(|v| Complex64::new(v.re as f64, v.im as f64));
-    let got = physics::far_field_amplitude(p0.view());
+    let got = physics::far_field_amplitude(p0.view()).unwrap();
     let w0: Vec<f64> = want
         .slice(s![0, .., .., 0])
         .iter()
@@ -107,16 +107,16 @@ fn model_prediction_and_nll_match_reference() {
         .unwrap()[()];
     let unscaled: Array4<f32> = z.by_name("model_pred_amp_unscaled").unwrap();
     let scaled: Array4<f32> = z.by_name("model_pred_amp_scaled").unwrap();
-    let (ore, oim) = complex_to_tensors(&obj, &device);
+    let obj = complex_to_tensors(&obj, &device);
     let pr: Vec<f64> = probe.iter().map(|v| v.re as f64).collect();
     let pi: Vec<f64> = probe.iter().map(|v| v.im as f64).collect();
     let pr = ops::tensor_from(pr, [1, 1, 64, 64], &device, DType::F32);
     let pi = ops::tensor_from(pi, [1, 1, 64, 64], &device, DType::F32);
-    let (psi_re, psi_im) = ops::illuminate(ore, oim, pr, pi, 0.0, None);
+    let psi = ops::illuminate(obj, ComplexTensor::new(pr, pi), 0.0, None);
     let f = ops::DftMats::new(64, &device, DType::F32);
-    let amp = ops::far_field_amplitude(psi_re, psi_im, &f, ops::AMP_EPS);
-    let e1 = common::rel_err(&ops::to_vec_f64(amp.clone()), &f32s(&unscaled));
-    let e2 = common::rel_err(&ops::to_vec_f64(amp * s), &f32s(&scaled));
+    let amp = ops::far_field_amplitude(psi, &f, ops::AMP_EPS);
+    let e1 = common::rel_err(&ops::to_vec_f64(amp.clone()).unwrap(), &f32s(&unscaled));
+    let e2 = common::rel_err(&ops::to_vec_f64(amp * s).unwrap(), &f32s(&scaled));
     eprintln!("model pred amp: unscaled {e1:.2e}, scaled {e2:.2e}");
     assert!(e1 <= 1e-5 && e2 <= 1e-5);
 
@@ -133,13 +133,13 @@ fn model_prediction_and_nll_match_reference() {
     let tgt = ops::tensor_from(amp_t.clone(), sh, &device, DType::F32);
     let y = tgt.powi_scalar(2);
     let el = lam.clone() - y * lam.log();
-    let e = common::rel_err(&ops::to_vec_f64(el), &f32s(&elem));
+    let e = common::rel_err(&ops::to_vec_f64(el).unwrap(), &f32s(&elem));
     eprintln!("nll element-wise (f32) rel err {e:.2e}");
     assert!(e <= 1e-5);
     // The mean: in f64 (the f32 sum of 32768 terms of mixed sign loses ~3e-5).
     let lam = ops::tensor_from(f32s(&y_pred), sh, &device, DType::F64);
     let tgt = ops::tensor_from(amp_t, sh, &device, DType::F64);
-    let got = ops::to_vec_f64(poisson_nll(lam, tgt))[0];
+    let got = ops::to_vec_f64(poisson_nll(lam, tgt)).unwrap()[0];
     let e = ((got - nll_mean) / nll_mean).abs();
     eprintln!("nll mean (f64): got {got}, reference {nll_mean}, rel {e:.2e}");
     assert!(e <= 1e-5);
@@ -174,6 +174,7 @@ fn far_field_matches_rustfft() {
             })
             .collect();
         let got: Vec<f64> = physics::far_field_amplitude(psi.view())
+            .unwrap()
             .iter()
             .copied()
             .collect();
@@ -195,7 +196,8 @@ fn far_field_matches_rustfft() {
             DType::F32,
         );
         let f = ops::DftMats::new(n, &device, DType::F32);
-        let g32 = ops::to_vec_f64(ops::far_field_amplitude(re, im, &f, ops::AMP_EPS));
+        let psi = ComplexTensor::new(re, im);
+        let g32 = ops::to_vec_f64(ops::far_field_amplitude(psi, &f, ops::AMP_EPS)).unwrap();
         let e32 = common::rel_err(&g32, &want);
         eprintln!("N={n}: far field vs rustfft (f32) rel err {e32:.2e}");
         assert!(e32 <= 1e-5);

@@ -5,22 +5,28 @@ mod common;
 
 use std::fs::File;
 
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{DType, Device};
 use ndarray::{Array4, s};
 use ndarray_npy::NpzReader;
 use num_complex::Complex32;
-use ptycho_model::{Offsets, ops, reassembly};
+use ptycho_model::{ComplexTensor, Offsets, ops, reassembly};
 
-/// Channels-last `(B, N, N, C)` complex → channels-first re, im `(B, C, N, N)`.
-fn to_cf(a: &Array4<Complex32>, device: &Device) -> (Tensor<4>, Tensor<4>) {
+/// Channels-last `(B, N, N, C)` complex → channels-first `(B, C, N, N)`.
+fn to_cf(a: &Array4<Complex32>, device: &Device) -> ComplexTensor {
     let p = a.view().permuted_axes([0, 3, 1, 2]);
     let (b, c, n, m) = p.dim();
     let re: Vec<f64> = p.iter().map(|z| z.re as f64).collect();
     let im: Vec<f64> = p.iter().map(|z| z.im as f64).collect();
-    (
+    ComplexTensor::new(
         ops::tensor_from(re, [b, c, n, m], device, DType::F32),
         ops::tensor_from(im, [b, c, n, m], device, DType::F32),
     )
+}
+
+/// Per-sample reassembly onto the 78×78 canvas with the model's central mask.
+fn reassemble(z: ComplexTensor, off: &Offsets) -> ComplexTensor {
+    let cm = reassembly::central_mask(64, &z.re.device(), DType::F32);
+    reassembly::reassemble(z, off, 78, cm)
 }
 
 /// Positions `(B, 1, 2, C)` → Offsets `(B, C, 2)`.
@@ -36,10 +42,11 @@ fn offsets(a: &Array4<f32>) -> Offsets {
     Offsets { b, c, data }
 }
 
-fn interleave(re: Tensor<4>, im: Tensor<4>) -> Vec<f64> {
-    ops::to_vec_f64(re)
+fn interleave(z: ComplexTensor) -> Vec<f64> {
+    ops::to_vec_f64(z.re)
+        .unwrap()
         .into_iter()
-        .zip(ops::to_vec_f64(im))
+        .zip(ops::to_vec_f64(z.im).unwrap())
         .flat_map(|(r, i)| [r, i])
         .collect()
 }
@@ -62,22 +69,21 @@ fn b8_canvas_trim_and_extract_match_reference() {
     eprintln!("mean of all B*C position components: {mean:.3e}");
 
     let device = Device::flex();
-    let (zr, zi) = to_cf(&patches, &device);
+    let z = to_cf(&patches, &device);
     let off = offsets(&pos);
-    let (cr, ci) = reassembly::reassemble(zr, zi, &off, 78);
-    assert_eq!(cr.dims(), [8, 1, 78, 78]);
-    let e = common::rel_err(&interleave(cr.clone(), ci.clone()), &golden(&padded));
+    let canvas = reassemble(z, &off);
+    assert_eq!(canvas.dims(), [8, 1, 78, 78]);
+    let e = common::rel_err(&interleave(canvas.clone()), &golden(&padded));
     eprintln!("B8 padded_obj rel err {e:.2e}");
     assert!(e <= 1e-5);
-    let tr = reassembly::trim(cr.clone(), 64);
-    let ti = reassembly::trim(ci.clone(), 64);
-    let e = common::rel_err(&interleave(tr, ti), &golden(&trimmed));
+    let trimmed_obj = canvas.clone().map(|t| reassembly::trim(t, 64));
+    let e = common::rel_err(&interleave(trimmed_obj), &golden(&trimmed));
     eprintln!("B8 trimmed_obj rel err {e:.2e}");
     assert!(e <= 1e-5);
-    let (er, ei) = reassembly::extract_complex(cr, ci, &off, 64);
-    assert_eq!(er.dims(), [8, 4, 64, 64]);
+    let ex = reassembly::extract(canvas, &off, 64);
+    assert_eq!(ex.dims(), [8, 4, 64, 64]);
     // flat index b·C + c == channels-first (b, c) order.
-    let e = common::rel_err(&interleave(er, ei), &golden(&extracted));
+    let e = common::rel_err(&interleave(ex), &golden(&extracted));
     eprintln!("B8 extracted rel err {e:.2e}");
     assert!(e <= 1e-5);
 }
@@ -90,22 +96,21 @@ fn b16_is_per_sample_not_the_reference_batch_collapse() {
     let pos: Array4<f32> = z.by_name("B16_positions_in").unwrap();
     let collapsed: Array4<Complex32> = z.by_name("B16_padded_obj").unwrap();
     let device = Device::flex();
-    let (zr, zi) = to_cf(&patches, &device);
+    let z = to_cf(&patches, &device);
     let off = offsets(&pos);
-    let (cr, ci) = reassembly::reassemble(zr, zi, &off, 78);
-    assert_eq!(cr.dims(), [16, 1, 78, 78]);
-    let all = interleave(cr, ci);
+    let canvas = reassemble(z, &off);
+    assert_eq!(canvas.dims(), [16, 1, 78, 78]);
+    let all = interleave(canvas);
     let per = 78 * 78 * 2;
     for b in 0..16 {
         let one = patches.slice(s![b..b + 1, .., .., ..]).to_owned();
-        let (r1, i1) = to_cf(&one, &device);
+        let z1 = to_cf(&one, &device);
         let o1 = Offsets {
             b: 1,
             c: 4,
             data: off.data[b * 8..b * 8 + 8].to_vec(),
         };
-        let (c1r, c1i) = reassembly::reassemble(r1, i1, &o1, 78);
-        let single = interleave(c1r, c1i);
+        let single = interleave(reassemble(z1, &o1));
         let e = common::rel_err(&all[b * per..(b + 1) * per], &single);
         assert!(
             e <= 1e-6,

@@ -99,7 +99,15 @@ fn check_memory(
 
 /// `MemAvailable` of `/proc/meminfo` in bytes (Linux); `None` elsewhere or when unreadable.
 fn available_memory() -> Option<u64> {
-    crate::procfs::kib("/proc/meminfo", "MemAvailable:")?.checked_mul(1024)
+    #[cfg(target_os = "linux")]
+    {
+        use procfs::Current;
+        procfs::Meminfo::current().ok()?.mem_available
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
 }
 
 fn gerr(reason: impl Into<String>) -> WorkflowError {

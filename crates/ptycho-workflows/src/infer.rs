@@ -252,9 +252,9 @@ pub fn predict_object_patches(
         let b = end - start;
         let idx: Vec<usize> = (start..end).collect();
         let (x, pos) = inputs.batch(&idx, device);
-        let (re, im) = model.diffraction_to_obj(x, pos)?;
-        let re = readback(re, "obj_re")?;
-        let im = readback(im, "obj_im")?;
+        let obj = model.diffraction_to_obj(x, pos)?;
+        let re = readback(obj.re, "obj_re")?;
+        let im = readback(obj.im, "obj_im")?;
         if re.len() != b * n * n || im.len() != b * n * n {
             return Err(ModelError::Shape {
                 what: "diffraction_to_obj output",

@@ -8,7 +8,6 @@
 //! `[column, row]` in object pixels); conversion to the model's channels-first tensors happens at
 //! the model boundary.
 
-pub mod bench;
 pub mod data;
 pub mod error;
 pub mod evaluate;
@@ -20,7 +19,6 @@ pub mod metrics;
 pub mod model_inputs;
 pub mod normalize;
 pub mod patches;
-mod procfs;
 pub mod reconstruction;
 pub mod simulate;
 pub mod stitch;

@@ -8,11 +8,11 @@ mod common;
 
 mod with_tch {
     use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-    use burn::optim::{AdamConfig, GradientsParams};
+    use burn::optim::GradientsParams;
     use burn::tensor::{Device, Tensor};
     use ptycho_config::{GroupingConfig, TrainingConfig, Valid};
     use ptycho_model::ops::to_vec_f64;
-    use ptycho_model::{DeviceKind, LossWeights, PtychoPinn, loss};
+    use ptycho_model::{DeviceKind, LossWeights, PtychoPinn, TrainStep, loss};
     use ptycho_workflows::train::{ModelInputs, OffsetSource, training_params};
     use ptycho_workflows::{RawData, group};
 
@@ -27,8 +27,11 @@ mod with_tch {
     impl ModuleVisitor for Collect<'_> {
         fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
             let v = match self.grads {
-                Some(g) => g.get::<D>(p.id).map(to_vec_f64).unwrap_or_default(),
-                None => to_vec_f64(p.val()),
+                Some(g) => g
+                    .get::<D>(p.id)
+                    .map(|t| to_vec_f64(t).unwrap())
+                    .unwrap_or_default(),
+                None => to_vec_f64(p.val()).unwrap(),
             };
             self.out.push(v);
         }
@@ -98,7 +101,7 @@ mod with_tch {
         let (x, pos) = inputs.batch(idx, device);
         let out = model.autoencoder(x.clone(), pos).unwrap();
         let terms = loss(&out, x, weights).unwrap();
-        let l = to_vec_f64(terms.total.clone())[0];
+        let l = to_vec_f64(terms.total.clone()).unwrap()[0];
         let grads = GradientsParams::from_grads(terms.total.backward(), model);
         (l, collect(model, Some(&grads)))
     }
@@ -122,20 +125,14 @@ mod with_tch {
         device: &Device,
         steps: usize,
     ) -> (f64, Vec<f64>) {
-        let mut optim = AdamConfig::new()
-            .with_beta_1(0.9)
-            .with_beta_2(0.999)
-            .with_epsilon(1e-7)
-            .init();
+        let mut step = TrainStep::new(*weights);
         let mut sum = 0.0;
         for k in 0..steps {
             let idx: Vec<usize> = (0..16).map(|j| (k * 16 + j) % 972).collect();
             let (x, pos) = inputs.batch(&idx, device);
-            let out = model.autoencoder(x.clone(), pos).unwrap();
-            let terms = loss(&out, x, weights).unwrap();
-            sum += to_vec_f64(terms.total.clone())[0];
-            let g = GradientsParams::from_grads(terms.total.backward(), &model);
-            model = optim.step(1e-3, model, g);
+            let (m, l) = step.step(model, x.clone(), pos, x, 1e-3).unwrap();
+            model = m;
+            sum += l.total;
         }
         let w = collect(&model, None).into_iter().flatten().collect();
         (sum / steps as f64, w)

@@ -70,5 +70,5 @@ fn gridsize_2_config_yields_4_channel_shapes_downstream() {
         )
         .unwrap();
     assert_eq!(out.pred_amp_scaled.dims(), [b, 4, 64, 64]);
-    assert_eq!(out.obj_re.dims(), [b, 1, 64, 64]);
+    assert_eq!(out.obj.dims(), [b, 1, 64, 64]);
 }

@@ -33,7 +33,7 @@ fn noise_free_diffraction_is_the_forward_model_of_the_file() {
     let mut worst: f64 = 0.0;
     for i in [0, 17, 63] {
         let psi = extract_patch(obj.view(), raw.xcoords[i], raw.ycoords[i], 64) * &probe;
-        let a = far_field_amplitude(psi.view());
+        let a = far_field_amplitude(psi.view()).unwrap();
         let d = raw.diff3d.index_axis(Axis(0), i);
         let scale = a.iter().cloned().fold(0.0, f64::max);
         let e = a

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use ptycho_config::{ModelConfig, SimulationConfig, TrainingConfig, Valid};
 use ptycho_workflows::train::{TrainError, TrainOptions, train};
-use ptycho_workflows::{RawData, WorkflowError, simulate_lines};
+use ptycho_workflows::{RawData, simulate_lines};
 
 fn data() -> RawData {
     simulate_lines(
@@ -95,8 +95,5 @@ fn resume_continues_the_run_and_matches_an_uninterrupted_one() {
 
     // A different seed (hence different groups) is refused.
     let err = train(&config(&b, 3, 6), &raw, &opts(true)).unwrap_err();
-    assert!(
-        matches!(err, WorkflowError::Train(TrainError::Resume { .. })),
-        "{err}"
-    );
+    assert!(matches!(err, TrainError::Resume { .. }), "{err}");
 }

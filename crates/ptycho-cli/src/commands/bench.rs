@@ -1,14 +1,27 @@
-//! `ptycho bench`: throughput and memory benchmark on fixed simulated data (issue #7).
+//! `ptycho bench`: throughput of training, inference, stitching, grouping and NPZ loading on fixed
+//! simulated data (issue #7), plus the machine's sgemm rate through the same Burn backend.
 //!
 //! Without `--only`, each part runs in a child process (`ptycho bench --only PART --json`) so that
 //! the peak RSS of training and inference are measured separately; the parent merges the JSON.
+//! Peak memory is the process's `VmHWM` (resident high-water mark).
+//!
+//! Rates: training in samples (groups) per second, inference in diffraction patterns per second
+//! (one group of C patterns counts C), stitching in patches per second and canvas-contribution
+//! megapixels (`G·M²`) per second, sgemm in GFLOP/s (`2·n³` per n×n matmul). The bench only
+//! reports; `--target NAME=VALUE` adds checks (the project's targets are in plans/BENCHMARKS.md).
+
+mod measure;
+mod report;
+mod sys;
 
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use ptycho_model::DeviceKind;
-use ptycho_workflows::bench::{BenchOptions, BenchPart, BenchReport, BenchSuite, run_part};
+
+use measure::run_part;
+use report::{BenchOptions, BenchPart, BenchReport, BenchSuite, Target};
 
 /// Part selector on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -67,6 +80,11 @@ pub struct BenchArgs {
     /// Run only this part, in this process.
     #[arg(long, value_enum)]
     pub only: Option<PartArg>,
+    /// Check a measurement against a target and report MET / NOT MET (repeatable; the exit
+    /// status does not change). Names: roofline (minimum training roofline fraction),
+    /// infer_patterns_per_s (minimum), stitch_ms (maximum), train_peak_rss_mib (maximum).
+    #[arg(long = "target", value_name = "NAME=VALUE")]
+    pub targets: Vec<Target>,
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
@@ -81,7 +99,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         let opts = options(args, *device);
         let mut report = BenchReport::new(&opts);
         report.merge(run_part(part.into(), &opts)?);
-        report.finish();
+        report.finish(&args.targets);
         return print_reports(args, vec![report]);
     }
     // Fail before the first (long) run if a device is not compiled in.
@@ -152,7 +170,7 @@ fn run_device(args: &BenchArgs, device: DeviceKind) -> anyhow::Result<BenchRepor
             .with_context(|| format!("parsing the JSON of bench part `{}`", part_name(part)))?;
         report.merge(child);
     }
-    report.finish();
+    report.finish(&args.targets);
     Ok(report)
 }
 

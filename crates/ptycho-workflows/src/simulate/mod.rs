@@ -94,7 +94,7 @@ pub fn diffract_positions(
         .par_iter()
         .enumerate()
         .map(|(i, psi)| -> Result<Array2<f64>> {
-            let a = far_field_amplitude((psi * s_sim).view());
+            let a = far_field_amplitude((psi * s_sim).view())?;
             match noise_seed {
                 None => Ok(a),
                 Some(seed) => {

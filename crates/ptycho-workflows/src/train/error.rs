@@ -1,4 +1,5 @@
-//! Errors of the training workflow (wrapped by [`crate::WorkflowError::Train`]).
+//! Errors of the training workflow ([`super::train`] returns them; `WorkflowError::Train` wraps
+//! them for callers that mix workflows).
 
 use std::path::PathBuf;
 

@@ -24,14 +24,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
 use num_complex::{Complex32, Complex64};
 use ptycho_config::{Params, ProbeField, TrainingConfig, Valid};
-use ptycho_model::ops::to_vec_f64;
-use ptycho_model::{DeviceKind, LossWeights, PtychoPinn, loss, physics};
+use ptycho_model::{
+    DeviceKind, LossValues, LossWeights, ModelError, PtychoPinn, TrainStep, physics, train::adam,
+};
 use ptycho_persist::{ARCHIVE_NAME, SaveOptions, save_model};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -45,7 +45,6 @@ pub use history::EpochRecord;
 pub use schedule::{EarlyStop, Plateau};
 
 use crate::data::RawData;
-use crate::error::WorkflowError;
 use crate::fsutil::write_bytes_atomic;
 use crate::grouping::group;
 
@@ -115,15 +114,15 @@ pub struct TrainReport {
 /// the probe normalised from `probeGuess` attached to the params → model built from them.
 ///
 /// Seeding: grouping uses `cfg.seed`, the subsampling `cfg.subsample_seed` (else `cfg.seed`), the
-/// weight initialisation seeds the backend RNG with `cfg.seed` (Burn's RNG is process-global, so
-/// two trainings initialising concurrently in one process are not reproducible), epoch `e`
-/// (from 0) shuffles with `cfg.seed + e`.
+/// weight initialisation seeds the backend RNG with `cfg.seed` ([`PtychoPinn::new_seeded`]:
+/// seeding and drawing hold one lock, so concurrent trainings in one process do not disturb each
+/// other), epoch `e` (from 0) shuffles with `cfg.seed + e`.
 pub fn train(
     cfg: &Valid<TrainingConfig>,
     train_data: &RawData,
     opts: &TrainOptions,
-) -> Result<TrainReport, WorkflowError> {
-    Ok(run(cfg, train_data, opts)?)
+) -> Result<TrainReport, TrainError> {
+    run(cfg, train_data, opts)
 }
 
 fn io_err(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> TrainError {
@@ -181,14 +180,6 @@ pub fn training_params(cfg: &Valid<TrainingConfig>, raw: &RawData) -> Result<Par
         .with_intensity_scale(s))
 }
 
-fn adam() -> ModuleOptimizer {
-    AdamConfig::new()
-        .with_beta_1(0.9)
-        .with_beta_2(0.999)
-        .with_epsilon(1e-7)
-        .init()
-}
-
 /// Remove temporary files a killed run left behind (`write_atomic` / archive temporaries).
 fn remove_stale_temporaries(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -214,29 +205,16 @@ struct Means {
 }
 
 impl Means {
-    fn add(&mut self, v: [f64; 3], b: usize) {
-        self.total += v[0] * b as f64;
-        self.nll += v[1] * b as f64;
-        self.mae += v[2] * b as f64;
+    fn add(&mut self, v: LossValues, b: usize) {
+        self.total += v.total * b as f64;
+        self.nll += v.nll * b as f64;
+        self.mae += v.mae * b as f64;
         self.count += b;
     }
     fn get(&self) -> [f64; 3] {
         let c = self.count.max(1) as f64;
         [self.total / c, self.nll / c, self.mae / c]
     }
-}
-
-/// Loss terms `[total, nll, mae]` read back in one transfer.
-fn read_terms(t: &ptycho_model::LossTerms) -> [f64; 3] {
-    let v = to_vec_f64(Tensor::cat(
-        vec![t.total.clone(), t.nll.clone(), t.mae.clone()],
-        0,
-    ));
-    [
-        v.first().copied().unwrap_or(f64::NAN),
-        v.get(1).copied().unwrap_or(f64::NAN),
-        v.get(2).copied().unwrap_or(f64::NAN),
-    ]
 }
 
 fn progress_bar(len: usize, hidden: bool, epoch: usize, nepochs: usize) -> ProgressBar {
@@ -313,9 +291,8 @@ fn run(
     );
 
     let device: Device = opts.device.to_device()?.autodiff();
-    device.seed(cfg.seed);
-    let mut model = PtychoPinn::new(&params, &device)?;
-    let mut optim = adam();
+    let mut model = PtychoPinn::new_seeded(&params, &device, cfg.seed)?;
+    let mut step = TrainStep::new(weights);
 
     let mut state = CheckpointState {
         format: checkpoint::CHECKPOINT_FORMAT.into(),
@@ -372,9 +349,9 @@ fn run(
                 "the normalised probe differs from the checkpoint's".into(),
             ));
         }
-        let (m, o) = ck.restore(&ck_path, model, optim)?;
+        let (m, o) = ck.restore(&ck_path, model, adam())?;
         model = m;
-        optim = o;
+        step = TrainStep::with_optimizer(weights, o);
         state = ck.state;
         resumed_from_epoch = Some(state.epochs_done);
         tracing::info!(epochs_done = state.epochs_done, lr = state.lr, "resuming");
@@ -416,19 +393,21 @@ fn run(
         let mut means = Means::default();
         for (bi, chunk) in order.chunks(bs).enumerate() {
             let (x, pos) = inputs.batch(chunk, &device);
-            let out = model.autoencoder(x.clone(), pos)?;
-            let terms = loss(&out, x, &weights)?;
-            let grads = GradientsParams::from_grads(terms.total.backward(), &model);
-            let v = read_terms(&terms);
-            if !v[0].is_finite() {
-                pb.abandon();
-                return Err(TrainError::NonFinite {
-                    epoch: epoch + 1,
-                    batch: bi + 1,
-                    value: v[0],
-                });
-            }
-            model = optim.step(state.lr, model, grads);
+            let v = match step.step(model, x.clone(), pos, x, state.lr) {
+                Ok((m, v)) => {
+                    model = m;
+                    v
+                }
+                Err(ModelError::NonFiniteLoss { value }) => {
+                    pb.abandon();
+                    return Err(TrainError::NonFinite {
+                        epoch: epoch + 1,
+                        batch: bi + 1,
+                        value,
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            };
             means.add(v, chunk.len());
             pb.inc(chunk.len() as u64);
             let rate = means.count as f64 / t0.elapsed().as_secs_f64().max(1e-9);
@@ -442,9 +421,7 @@ fn run(
             let mut vmeans = Means::default();
             for chunk in val_idx.chunks(bs) {
                 let (x, pos) = inputs.batch(chunk, &inner);
-                let out = vm.autoencoder(x.clone(), pos)?;
-                let terms = loss(&out, x, &weights)?;
-                vmeans.add(read_terms(&terms), chunk.len());
+                vmeans.add(step.evaluate(&vm, x.clone(), pos, x)?, chunk.len());
             }
             Some(vmeans.get()[0])
         };
@@ -488,7 +465,7 @@ fn run(
         }
         state.history.push(record);
         state.epochs_done += 1;
-        checkpoint::save(&ck_path, &state, &params, &model, &optim)?;
+        checkpoint::save(&ck_path, &state, &params, &model, step.optimizer())?;
         history::write(&dir, &state.history).map_err(io_err(&dir, "writing the history"))?;
         epochs_run += 1;
         train_seconds += seconds;
