@@ -6,7 +6,7 @@ use std::path::Path;
 use image::{ImageFormat, Rgb, RgbImage};
 use ndarray::ArrayView2;
 
-use crate::fsutil::write_bytes_atomic;
+use ptycho_persist::write_bytes_atomic;
 
 /// How values map to colours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

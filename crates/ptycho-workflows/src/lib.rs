@@ -9,7 +9,6 @@ pub mod bench;
 pub mod data;
 pub mod error;
 pub mod evaluate;
-pub mod fsutil;
 pub mod grouping;
 pub mod imaging;
 pub mod infer;

@@ -32,7 +32,9 @@ use num_complex::{Complex32, Complex64};
 use ptycho_config::{Params, ProbeField, TrainingConfig, Valid};
 use ptycho_model::ops::to_vec_f64;
 use ptycho_model::{DeviceKind, LossWeights, PtychoPinn, loss, physics};
-use ptycho_persist::{ARCHIVE_NAME, SaveOptions, save_model};
+use ptycho_persist::{
+    ARCHIVE_NAME, SaveOptions, remove_stale_temporaries, save_model, write_bytes_atomic,
+};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -46,7 +48,6 @@ pub use schedule::{EarlyStop, Plateau};
 
 use crate::data::RawData;
 use crate::error::WorkflowError;
-use crate::fsutil::write_bytes_atomic;
 use crate::grouping::{GroupingOptions, group};
 
 /// File name of the resolved config inside the output directory.
@@ -189,21 +190,6 @@ fn adam() -> ModuleOptimizer {
         .init()
 }
 
-/// Remove temporary files a killed run left behind (`write_atomic` / archive temporaries).
-fn remove_stale_temporaries(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with(".ptycho-tmp-") || (name.starts_with(".wts-") && name.ends_with(".tmp"))
-        {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-}
-
 /// Sample-weighted running means of the loss terms.
 #[derive(Default)]
 struct Means {
@@ -327,8 +313,6 @@ fn run(
     let mut optim = adam();
 
     let mut state = CheckpointState {
-        format: checkpoint::CHECKPOINT_FORMAT.into(),
-        version: checkpoint::CHECKPOINT_VERSION,
         epochs_done: 0,
         lr: cfg.learning_rate,
         plateau: Plateau::default(),
@@ -381,7 +365,7 @@ fn run(
                 "the normalised probe differs from the checkpoint's".into(),
             ));
         }
-        let (m, o) = ck.restore(&ck_path, model, optim)?;
+        let (m, o) = ck.restore(model, optim)?;
         model = m;
         optim = o;
         state = ck.state;
