@@ -14,7 +14,7 @@
 //! - `optimizer.bpk`: the optimiser state as Burn stores it (Adam moments, step counts).
 //!
 //! Version 1 (`state.json` + raw `probe.bin`, written by earlier versions) is refused with an
-//! error that says so.
+//! error that says so (a run interrupted by an older ptycho is started again, not resumed).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -179,13 +179,18 @@ fn decode<T: DeserializeOwned>(zip: &mut SafeZip, entry: &str) -> Result<T, Pers
 /// The tensors are decoded when applied ([`Checkpoint::restore`]).
 pub fn load_checkpoint<S: DeserializeOwned>(path: &Path) -> Result<Checkpoint<S>, PersistError> {
     let mut zip = SafeZip::open(path)?;
+    let older = |entry: &str, found: u64| {
+        bad(
+            path,
+            entry,
+            format!(
+                "format version {found} was written by an earlier ptycho and is not read by this \
+                 one (version {CHECKPOINT_VERSION}); start the training again"
+            ),
+        )
+    };
     if !zip.has(MANIFEST) && zip.has(STATE_V1) {
-        return Err(PersistError::UnsupportedVersion {
-            path: path.to_path_buf(),
-            entry: STATE_V1.into(),
-            found: 1,
-            supported: CHECKPOINT_VERSION,
-        });
+        return Err(older(STATE_V1, 1));
     }
     let manifest: CheckpointManifest = serde_json::from_value(zip.read_json(MANIFEST)?)
         .map_err(|e| bad(path, MANIFEST, e.to_string()))?;
@@ -199,7 +204,10 @@ pub fn load_checkpoint<S: DeserializeOwned>(path: &Path) -> Result<Checkpoint<S>
             ),
         ));
     }
-    if manifest.format_version != CHECKPOINT_VERSION {
+    if manifest.format_version < CHECKPOINT_VERSION {
+        return Err(older(MANIFEST, manifest.format_version));
+    }
+    if manifest.format_version > CHECKPOINT_VERSION {
         return Err(PersistError::UnsupportedVersion {
             path: path.to_path_buf(),
             entry: MANIFEST.into(),
