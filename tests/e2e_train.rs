@@ -70,21 +70,25 @@ fn stderr_one_line(out: &Output) -> String {
     err
 }
 
-/// `state.json` of a checkpoint, read with plain zip + serde_json (no ptycho code).
+/// The run state of a checkpoint, as JSON. Every entry is checked to be present and non-empty
+/// with plain zip first (the file on disk is complete), then the state is decoded by ptycho.
 fn checkpoint_state(path: &Path) -> serde_json::Value {
     let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
-    for name in ["params.json", "probe.bin", "model.bpk", "optimizer.bpk"] {
+    for name in [
+        "manifest.json",
+        "params.json",
+        "probe.bin",
+        "state.bin",
+        "model.bpk",
+        "optimizer.bpk",
+    ] {
         let mut e = zip.by_name(name).unwrap();
         let mut buf = Vec::new();
         e.read_to_end(&mut buf).unwrap();
         assert!(!buf.is_empty(), "{name} empty");
     }
-    let mut text = String::new();
-    zip.by_name("state.json")
-        .unwrap()
-        .read_to_string(&mut text)
-        .unwrap();
-    serde_json::from_str(&text).unwrap()
+    let ck = ptycho_workflows::train::checkpoint::load(path).unwrap();
+    serde_json::to_value(&ck.state).unwrap()
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Writing and reading the dual-model archive `wts.h5.zip` (layout in `plans/ARCHIVE.md`).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::module::Module;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
@@ -11,6 +11,7 @@ use serde_json::Value;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
+use crate::atomic::{Existing, write_atomic_with};
 use crate::error::PersistError;
 use crate::snapshot;
 use crate::zipread::SafeZip;
@@ -82,21 +83,12 @@ pub fn model_entry(model: &str, file: &str) -> String {
     format!("{model}/{file}")
 }
 
-fn io_err(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> PersistError {
-    let path = path.to_path_buf();
-    move |source| PersistError::Io {
-        path,
-        action,
-        source,
-    }
-}
-
 /// Save `model` (one set of weights, written under both model directories) and `params` (the
 /// legacy view + intensity scale + normalised probe) to the archive at `path` (conventionally
 /// `<output_dir>/wts.h5.zip`).
 ///
-/// Atomic: the zip is written to a temporary file in the same directory, fsynced and renamed into
-/// place, so a failed save never leaves a partial archive. An existing archive is refused unless
+/// Atomic ([`write_atomic_with`]): the zip is written to a temporary file in the same directory,
+/// fsynced and renamed into place, so a failed save never leaves a partial archive. An existing archive is refused unless
 /// `opts.overwrite`.
 pub fn save_archive<M: Module>(
     path: &Path,
@@ -127,20 +119,6 @@ pub fn save_archive<M: Module>(
         .get_bytes()
         .map_err(|e| invalid(format!("serialising the weights failed: {e}")))?;
 
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".wts-").suffix(".zip.tmp");
-    // A finished archive is an ordinary shareable file (tempfile's default is owner-only 0600).
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    let tmp = builder.tempfile_in(&dir).map_err(io_err(
-        &dir,
-        "cannot create a temporary file next to the archive",
-    ))?;
-
     let mut entries: Vec<(String, &[u8])> = vec![
         (MANIFEST_ENTRY.into(), &manifest_bytes),
         (PARAMS_ENTRY.into(), &snapshot_bytes),
@@ -153,45 +131,34 @@ pub fn save_archive<M: Module>(
         .compression_method(CompressionMethod::Deflated)
         .unix_permissions(0o644)
         .large_file(weights.len() as u64 >= u32::MAX as u64);
-    {
-        let zip_err = |e: zip::result::ZipError| PersistError::Io {
-            path: tmp.path().to_path_buf(),
-            action: "writing the temporary archive",
-            source: std::io::Error::other(e),
-        };
-        let mut zw = ZipWriter::new(tmp.as_file());
-        for (name, bytes) in &entries {
-            zw.start_file(name.as_str(), opts_zip).map_err(zip_err)?;
-            zw.write_all(bytes)
-                .map_err(io_err(tmp.path(), "writing the temporary archive"))?;
-        }
-        zw.finish().map_err(zip_err)?;
-    }
-    tmp.as_file()
-        .sync_all()
-        .map_err(io_err(tmp.path(), "fsync of the temporary archive"))?;
-    let persisted = if opts.overwrite {
-        tmp.persist(path)
+    let existing = if opts.overwrite {
+        Existing::Replace
     } else {
-        tmp.persist_noclobber(path)
+        Existing::Refuse
     };
-    persisted.map_err(|e| {
-        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+    write_atomic_with(path, existing, |w| {
+        let mut zw = ZipWriter::new(w);
+        for (name, bytes) in &entries {
+            zw.start_file(name.as_str(), opts_zip)
+                .map_err(std::io::Error::other)?;
+            zw.write_all(bytes)?;
+        }
+        zw.finish().map_err(std::io::Error::other)?;
+        Ok(())
+    })
+    .map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AlreadyExists {
             PersistError::AlreadyExists {
                 path: path.to_path_buf(),
             }
         } else {
             PersistError::Io {
                 path: path.to_path_buf(),
-                action: "renaming the temporary archive into place",
-                source: e.error,
+                action: "writing the archive",
+                source,
             }
         }
     })?;
-    // Make the rename itself durable (best effort: not every platform can fsync a directory).
-    if let Ok(d) = std::fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
     Ok(())
 }
 
@@ -360,7 +327,7 @@ fn load_weights<M: Module>(
     model: &mut M,
 ) -> Result<(), PersistError> {
     // Check the header first so that a malformed file is reported as such.
-    crate::info::parse_safetensors_header(&bytes).map_err(|detail| PersistError::BadWeights {
+    crate::weights::summarize(&bytes).map_err(|detail| PersistError::BadWeights {
         path: path.to_path_buf(),
         entry: entry.into(),
         detail,

@@ -1,9 +1,10 @@
-//! Errors of the archive crate. Every variant names the archive path and, where one is at fault,
-//! the zip entry.
+//! Errors of the persistence crate. Every variant names the file and, where one is at fault, the
+//! zip entry.
 
 use std::path::PathBuf;
 
-/// Everything that can go wrong while writing, reading or inspecting a `wts.h5.zip` archive.
+/// Everything that can go wrong while writing, reading or inspecting a `wts.h5.zip` archive or a
+/// training checkpoint, or while opening a zip file with [`crate::SafeZip`].
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {
     #[error("{path}: {action}: {source}")]
@@ -103,6 +104,12 @@ pub enum PersistError {
         model: String,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{path}: entry `{entry}`: corrupt or foreign training checkpoint: {detail}")]
+    BadCheckpoint {
+        path: PathBuf,
+        entry: String,
+        detail: String,
     },
     #[error("{path}: cannot save: {detail}")]
     InvalidValue { path: PathBuf, detail: String },

@@ -10,7 +10,7 @@ use plotters::prelude::{
     IntoDrawingArea, LineSeries, PathElement, RGBColor, Rectangle, WHITE,
 };
 
-use crate::fsutil::write_bytes_atomic;
+use ptycho_persist::write_bytes_atomic;
 
 /// How values map to colours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

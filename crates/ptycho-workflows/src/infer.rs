@@ -14,12 +14,11 @@ use ndarray::Array3;
 use num_complex::Complex32;
 use ptycho_config::{InferenceConfig, Params, Valid};
 use ptycho_model::{DeviceKind, ModelError, PtychoPinn};
-use ptycho_persist::{load_model, resolve_archive_path};
+use ptycho_persist::{load_model, resolve_archive_path, write_bytes_atomic};
 
 use crate::data::RawData;
 use crate::error::{Result, WorkflowError};
 use crate::evaluate::{Evaluation, evaluate};
-use crate::fsutil::write_bytes_atomic;
 use crate::grouping::{GroupedData, group};
 use crate::imaging::{Colormap, write_png};
 use crate::model_inputs::{ModelInputs, OffsetSource};

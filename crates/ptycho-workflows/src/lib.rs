@@ -11,7 +11,6 @@
 pub mod data;
 pub mod error;
 pub mod evaluate;
-pub mod fsutil;
 pub mod grouping;
 pub mod imaging;
 pub mod infer;

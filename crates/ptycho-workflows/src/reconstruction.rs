@@ -6,11 +6,13 @@ use std::io::{BufWriter, Seek, Write};
 use std::path::Path;
 
 use ndarray::{Array0, Array1, Array2, ArrayD, Ix0, Ix1, Ix2};
-use ndarray_npy::{NpzReader, NpzWriter, ReadNpzError, WriteNpzError};
+use ndarray_npy::{NpzWriter, WriteNpzError};
 use num_complex::Complex32;
 
+use ptycho_persist::write_atomic;
+
+use crate::data::NpzFile;
 use crate::error::{Result, WorkflowError};
-use crate::fsutil::write_atomic;
 
 /// A stitched reconstruction, as stored in `reconstruction.npz`.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,33 +83,21 @@ impl Reconstruction {
     /// Read a reconstruction NPZ written by [`Reconstruction::write_npz`] (`object` required,
     /// `origin` required, `stitch_crop` optional).
     pub fn from_npz(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|source| WorkflowError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut npz = NpzReader::new(file).map_err(|e| WorkflowError::NotNpz {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        let names = npz.names().map_err(|e| WorkflowError::NotNpz {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        let has = |k: &str| names.iter().any(|n| n == k || *n == format!("{k}.npy"));
+        let mut npz = NpzFile::open(path)?;
         for key in ["object", "origin"] {
-            if !has(key) {
+            if !npz.has(key) {
                 return Err(WorkflowError::MissingKey {
                     path: path.to_path_buf(),
                     key: key.into(),
                 });
             }
         }
-        let bad = |key: &str, e: ReadNpzError| WorkflowError::BadArray {
+        let bad = |key: &str, e: String| WorkflowError::BadArray {
             path: path.to_path_buf(),
             key: key.into(),
             reason: format!("expected {}: {e}", expected_of(key)),
         };
-        let object: ArrayD<Complex32> = npz.by_name("object").map_err(|e| bad("object", e))?;
+        let object: ArrayD<Complex32> = npz.read_raw("object").map_err(|e| bad("object", e))?;
         let object = object
             .into_dimensionality::<Ix2>()
             .map_err(|_| WorkflowError::BadArray {
@@ -122,7 +112,7 @@ impl Reconstruction {
                 reason: "empty array".into(),
             });
         }
-        let origin: ArrayD<f64> = npz.by_name("origin").map_err(|e| bad("origin", e))?;
+        let origin: ArrayD<f64> = npz.read_raw("origin").map_err(|e| bad("origin", e))?;
         let origin = origin
             .into_dimensionality::<Ix1>()
             .ok()
@@ -134,9 +124,9 @@ impl Reconstruction {
                 reason: "expected two finite float64 values [x, y]".into(),
             });
         };
-        let stitch_crop = if has("stitch_crop") {
+        let stitch_crop = if npz.has("stitch_crop") {
             let c: ArrayD<i64> = npz
-                .by_name("stitch_crop")
+                .read_raw("stitch_crop")
                 .map_err(|e| bad("stitch_crop", e))?;
             let v = c.into_dimensionality::<Ix0>().ok().map(|a| a.into_scalar());
             match v {
@@ -172,6 +162,7 @@ fn expected_of(key: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray_npy::NpzReader;
 
     #[test]
     fn reconstruction_npz_round_trips() {

@@ -8,61 +8,29 @@
 //!
 //! Files we write carry `_metadata` in the unicode form ([`UnicodeScalar`], [`metadata_json`]).
 
-use std::fs::File;
-use std::io::{BufReader, Cursor, Read, Write};
-use std::path::Path;
+use std::io::{Cursor, Write};
 
 use ndarray_npy::{WriteNpyError, WriteNpyExt};
 
-use super::npz::read_npy_header;
+use super::npz::{Reader, read_npy_header};
 
 /// Largest `_metadata` entry read (bytes); the reference writes well under 2 KiB.
 const MAX_METADATA_BYTES: u64 = 1 << 20;
 
 /// `nphotons` of the file's `_metadata`, if it has one that can be read. Unreadable metadata is
 /// not an error (the arrays are what matter): it is logged and ignored.
-pub(crate) fn metadata_nphotons(path: &Path) -> Option<f64> {
-    let bytes = match read_entry(path, "_metadata.npy") {
-        Ok(Some(b)) => b,
-        Ok(None) => return None,
-        Err(reason) => {
-            tracing::warn!(file = %path.display(), key = "_metadata", "ignoring metadata: {reason}");
-            return None;
-        }
-    };
-    match nphotons_from_npy(&bytes) {
+pub(crate) fn metadata_nphotons(r: &mut Reader) -> Option<f64> {
+    let path = r.path().to_path_buf();
+    let result = r
+        .small_entry("_metadata", MAX_METADATA_BYTES)?
+        .and_then(|bytes| nphotons_from_npy(&bytes));
+    match result {
         Ok(n) => n,
         Err(reason) => {
             tracing::warn!(file = %path.display(), key = "_metadata", "ignoring metadata: {reason}");
             None
         }
     }
-}
-
-/// The bytes of one zip entry, bounded by [`MAX_METADATA_BYTES`]; `None` when there is no such entry.
-fn read_entry(path: &Path, name: &str) -> Result<Option<Vec<u8>>, String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
-    let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| e.to_string())?;
-    let entry = match zip.by_name(name) {
-        Ok(e) => e,
-        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
-        Err(e) => return Err(e.to_string()),
-    };
-    if entry.size() > MAX_METADATA_BYTES {
-        return Err(format!(
-            "{} bytes (more than {MAX_METADATA_BYTES})",
-            entry.size()
-        ));
-    }
-    let mut out = Vec::new();
-    entry
-        .take(MAX_METADATA_BYTES + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| e.to_string())?;
-    if out.len() as u64 > MAX_METADATA_BYTES {
-        return Err(format!("more than {MAX_METADATA_BYTES} bytes"));
-    }
-    Ok(Some(out))
 }
 
 /// `nphotons` from the NPY bytes of a 0-d array whose text is a JSON object.

@@ -11,6 +11,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::error::{Result, WorkflowError};
+pub(crate) use npz::Reader as NpzFile;
 use npz::{Reader, to_rank};
 
 /// One scan dataset as stored in the reference NPZ files.
@@ -275,11 +276,7 @@ impl RawData {
             object_guess,
             scan_index,
             y,
-            metadata_nphotons: if r.has("_metadata") {
-                metadata::metadata_nphotons(path)
-            } else {
-                None
-            },
+            metadata_nphotons: metadata::metadata_nphotons(&mut r),
         };
         raw.validate(r.path())?;
         Ok(raw)

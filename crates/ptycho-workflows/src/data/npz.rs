@@ -1,17 +1,19 @@
 //! Reading and writing NPZ archives of the reference schema (spec §2.1).
 //!
-//! Every entry's NPY header is parsed and checked against the zip entry before any array is
-//! read, so a hostile header cannot make the reader allocate more than the archive can hold.
+//! The file is opened once, through the workspace's bounded zip reader
+//! ([`ptycho_persist::SafeZip`] with [`ZipLimits::DATA`]). Every entry's NPY header is parsed and
+//! checked against the zip entry before any array is read, so a hostile header cannot make the
+//! reader allocate more than the archive can hold; arrays are parsed by `ndarray_npy`.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array1, ArrayD, IxDyn};
+use ndarray::{Array1, ArrayD};
 use ndarray_npy::npy::header::Header;
-use ndarray_npy::{NpzReader, NpzWriter};
+use ndarray_npy::{NpzWriter, ReadNpyExt, ReadableElement};
 use num_complex::{Complex32, Complex64};
+use ptycho_persist::{PersistError, SafeZip, ZipLimits};
 
 use super::RawData;
 use crate::error::{Result, WorkflowError};
@@ -30,13 +32,12 @@ pub(crate) enum Kind {
 /// The parsed NPY header of one archive entry.
 #[derive(Debug, Clone)]
 pub(crate) struct EntryInfo {
+    /// Name of the zip entry (`{key}.npy`).
+    pub name: String,
     pub descr: String,
     pub kind: Kind,
     pub shape: Vec<usize>,
 }
-
-/// Deflate cannot expand by more than ~1032:1; used to bound a declared uncompressed size.
-const MAX_DEFLATE_RATIO: u64 = 1100;
 
 fn kind_of(descr: &str) -> Kind {
     let body = descr.trim_start_matches(['<', '>', '=', '|']);
@@ -134,57 +135,53 @@ pub(crate) const CONTRACT_KEYS: [&str; 10] = [
     "Y",
 ];
 
+/// The error of opening `path` with the bounded zip reader, in this crate's terms.
+fn open_error(path: &Path, e: PersistError) -> WorkflowError {
+    match e {
+        PersistError::Io { source, .. } => WorkflowError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        PersistError::NotZip { source, .. } => WorkflowError::NotNpz {
+            path: path.to_path_buf(),
+            reason: source.to_string(),
+        },
+        // Limits and unsafe names: the message names the file and the entry.
+        other => WorkflowError::Persist(other),
+    }
+}
+
+/// What went wrong reading an entry, without the file and entry names (the caller's error names
+/// them).
+fn entry_detail(e: PersistError) -> String {
+    match e {
+        PersistError::CorruptEntry { detail, .. } => detail,
+        PersistError::MissingEntry { .. } => "missing from the archive".into(),
+        other => other.to_string(),
+    }
+}
+
 /// Scan all entries: name (without `.npy`) → parsed header, with the declared size bounded by
 /// the zip entry. A contract key with an unreadable header is an error; any other entry with
 /// an unreadable header is skipped with a warning.
-pub(crate) fn scan_entries(path: &Path) -> Result<BTreeMap<String, EntryInfo>> {
-    let file = File::open(path).map_err(|source| WorkflowError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    // A zip header can lie about an entry's sizes; no entry can hold more compressed bytes than
-    // the file itself.
-    let file_len = file
-        .metadata()
-        .map_err(|source| WorkflowError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?
-        .len();
-    let mut zip =
-        zip::ZipArchive::new(BufReader::new(file)).map_err(|e| WorkflowError::NotNpz {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+fn scan_entries(zip: &mut SafeZip) -> Result<BTreeMap<String, EntryInfo>> {
+    let path = zip.path().to_path_buf();
+    let listed: Vec<(String, u64)> = zip
+        .entries()
+        .iter()
+        .map(|e| (e.name.clone(), e.size))
+        .collect();
     let mut out = BTreeMap::new();
-    for i in 0..zip.len() {
-        let mut entry = zip.by_index(i).map_err(|e| WorkflowError::NotNpz {
-            path: path.to_path_buf(),
-            reason: format!("entry {i}: {e}"),
-        })?;
-        let raw_name = entry
-            .name()
-            .map(|n| n.to_string())
-            .unwrap_or_else(|_| format!("<entry {i}>"));
-        let key = raw_name
-            .strip_suffix(".npy")
-            .unwrap_or(&raw_name)
-            .to_string();
-        let size = entry.size();
-        let compressed = entry.compressed_size().min(file_len);
-        let bound = match entry.compression() {
-            zip::CompressionMethod::Stored => compressed,
-            _ => compressed.saturating_mul(MAX_DEFLATE_RATIO),
-        }
-        .min(size);
-        let (descr, shape, hbytes) = match read_npy_header(&mut entry) {
+    for (name, size) in listed {
+        let key = name.strip_suffix(".npy").unwrap_or(&name).to_string();
+        let header = zip
+            .reader(&name)
+            .map_err(entry_detail)
+            .and_then(|mut r| read_npy_header(&mut r));
+        let (descr, shape, hbytes) = match header {
             Ok(h) => h,
             Err(reason) if CONTRACT_KEYS.contains(&key.as_str()) => {
-                return Err(WorkflowError::Truncated {
-                    path: path.to_path_buf(),
-                    key,
-                    reason,
-                });
+                return Err(WorkflowError::Truncated { path, key, reason });
             }
             Err(reason) => {
                 tracing::warn!(file = %path.display(), key = %key, "skipping unreadable entry: {reason}");
@@ -195,21 +192,29 @@ pub(crate) fn scan_entries(path: &Path) -> Result<BTreeMap<String, EntryInfo>> {
         if let Some(isz) = item_size(kind) {
             let count: u128 = shape.iter().map(|&d| d as u128).product();
             let needed = count * isz as u128 + hbytes as u128;
-            if needed > bound as u128 && !CONTRACT_KEYS.contains(&key.as_str()) {
+            if needed > size as u128 && !CONTRACT_KEYS.contains(&key.as_str()) {
                 tracing::warn!(file = %path.display(), key = %key, "skipping entry whose header declares more data than it holds");
                 continue;
             }
-            if needed > bound as u128 {
+            if needed > size as u128 {
                 return Err(WorkflowError::DeclaredSizeTooLarge {
-                    path: path.to_path_buf(),
+                    path,
                     key,
                     shape,
                     needed,
-                    available: bound,
+                    available: size,
                 });
             }
         }
-        out.insert(key, EntryInfo { descr, kind, shape });
+        out.insert(
+            key,
+            EntryInfo {
+                name,
+                descr,
+                kind,
+                shape,
+            },
+        );
     }
     Ok(out)
 }
@@ -217,26 +222,31 @@ pub(crate) fn scan_entries(path: &Path) -> Result<BTreeMap<String, EntryInfo>> {
 /// Typed reader over one NPZ file with error context.
 pub(crate) struct Reader {
     path: PathBuf,
-    npz: NpzReader<BufReader<File>>,
+    zip: SafeZip,
     pub entries: BTreeMap<String, EntryInfo>,
 }
 
 impl Reader {
     pub fn open(path: &Path) -> Result<Self> {
-        let entries = scan_entries(path)?;
-        let file = File::open(path).map_err(|source| WorkflowError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let npz = NpzReader::new(BufReader::new(file)).map_err(|e| WorkflowError::NotNpz {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        let mut zip =
+            SafeZip::open_with(path, &ZipLimits::DATA).map_err(|e| open_error(path, e))?;
+        let entries = scan_entries(&mut zip)?;
         Ok(Self {
             path: path.to_path_buf(),
-            npz,
+            zip,
             entries,
         })
+    }
+
+    /// The bytes (NPY header included) of entry `key`, if the scan kept it; an error when the
+    /// entry declares more than `max_bytes` or cannot be read.
+    pub fn small_entry(&mut self, key: &str, max_bytes: u64) -> Option<Result<Vec<u8>, String>> {
+        let name = self.entries.get(key)?.name.clone();
+        let size = self.zip.entry(&name)?.size;
+        if size > max_bytes {
+            return Some(Err(format!("{size} bytes (more than {max_bytes})")));
+        }
+        Some(self.zip.read(&name).map_err(entry_detail))
     }
 
     pub fn path(&self) -> &Path {
@@ -255,13 +265,27 @@ impl Reader {
         }
     }
 
-    fn read_dyn<T: ndarray_npy::ReadableElement>(&mut self, key: &str) -> Result<ArrayD<T>> {
-        self.npz
-            .by_name::<ndarray::OwnedRepr<T>, IxDyn>(key)
-            .map_err(|e| WorkflowError::Truncated {
+    /// Entry `key` as an array of `T`; the error is what went wrong, without file or key (a
+    /// missing key, a mismatched dtype, truncated or corrupt data).
+    pub fn read_raw<T: ReadableElement>(
+        &mut self,
+        key: &str,
+    ) -> std::result::Result<ArrayD<T>, String> {
+        let name = match self.entries.get(key) {
+            Some(info) => info.name.clone(),
+            None => return Err("missing".into()),
+        };
+        let reader = self.zip.reader(&name).map_err(entry_detail)?;
+        ArrayD::<T>::read_npy(reader).map_err(|e| e.to_string())
+    }
+
+    fn read_dyn<T: ReadableElement>(&mut self, key: &str) -> Result<ArrayD<T>> {
+        self.info(key)?;
+        self.read_raw(key)
+            .map_err(|reason| WorkflowError::Truncated {
                 path: self.path.clone(),
                 key: key.to_string(),
-                reason: e.to_string(),
+                reason,
             })
     }
 
@@ -370,7 +394,7 @@ fn write_err(path: &Path, key: &str, e: impl std::fmt::Display) -> WorkflowError
 /// Write the reference key set atomically (temp file in the same directory, then rename).
 pub(crate) fn write_raw(raw: &RawData, path: &Path) -> Result<()> {
     let mut key_at_fault = "<file>";
-    crate::fsutil::write_atomic(path, |w| {
+    ptycho_persist::write_atomic(path, |w| {
         let io = std::io::Error::other;
         let mut npz = NpzWriter::new_compressed(w);
         for (key, a) in [

@@ -1,54 +1,29 @@
-//! The per-epoch training checkpoint `checkpoint.zip`: one zip written atomically
-//! ([`crate::fsutil::write_bytes_atomic`]), so a killed process leaves the previous complete
-//! checkpoint or the new one, never a partial file.
-//!
-//! Entries (stored, uncompressed):
-//! - `state.json`: [`CheckpointState`] (epochs done, learning rate, plateau / early-stop counters,
-//!   history, data fingerprint);
-//! - `params.json`: the legacy params view + `intensity_scale` (the params snapshot);
-//! - `probe.bin`: the normalised probe, N×N complex64 little-endian (re, im interleaved, row-major);
-//! - `model.bpk`: the weights as a Burn record (keeps parameter ids, which key the optimiser state);
-//! - `optimizer.bpk`: the Adam state (moments, step counts).
+//! The run state of a training checkpoint. The file `checkpoint.zip` itself (layout, params
+//! snapshot, probe, weights, optimiser state, atomic writing, bounded reading) belongs to
+//! [`ptycho_persist::checkpoint`]; this module defines what a training run stores in it and checks
+//! it on reading.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
 use burn::optim::ModuleOptimizer;
-use burn::store::ModuleRecord;
-use burn::tensor::Bytes;
-use num_complex::Complex32;
-use ptycho_config::legacy::LegacyMap;
-use ptycho_config::{Params, ProbeField};
+use ptycho_config::Params;
 use ptycho_model::PtychoPinn;
 use serde::{Deserialize, Serialize};
-use zip::write::SimpleFileOptions;
+
+pub use ptycho_persist::checkpoint::{CHECKPOINT_FORMAT, CHECKPOINT_NAME, CHECKPOINT_VERSION};
 
 use super::TrainError;
 use super::history::EpochRecord;
 use super::schedule::{EarlyStop, Plateau};
-use crate::fsutil::write_bytes_atomic;
 
-/// File name of the checkpoint inside the output directory.
-pub const CHECKPOINT_NAME: &str = "checkpoint.zip";
-/// `format` value of `state.json`.
-pub const CHECKPOINT_FORMAT: &str = "ptycho-train-checkpoint";
-/// Layout version of the checkpoint.
-pub const CHECKPOINT_VERSION: u32 = 1;
-
-const STATE: &str = "state.json";
-const PARAMS: &str = "params.json";
-const PROBE: &str = "probe.bin";
-const MODEL: &str = "model.bpk";
-const OPTIM: &str = "optimizer.bpk";
-const KEY_S: &str = "intensity_scale";
+/// A training checkpoint as read back: the run state, the params (probe and intensity scale
+/// attached) and the tensors, applied with [`ptycho_persist::Checkpoint::restore`].
+pub type Checkpoint = ptycho_persist::Checkpoint<CheckpointState>;
 
 /// Everything but the tensors: where the run stands after `epochs_done` complete epochs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointState {
-    pub format: String,
-    pub version: u32,
     /// Complete epochs so far (the next epoch to run has index `epochs_done`).
     pub epochs_done: usize,
     /// Learning rate for the next epoch.
@@ -69,25 +44,7 @@ pub struct CheckpointState {
     pub seed: u64,
 }
 
-/// A decoded checkpoint (tensors still as bytes; apply them with [`Checkpoint::restore`]).
-#[derive(Debug)]
-pub struct Checkpoint {
-    pub state: CheckpointState,
-    /// The params snapshot (legacy view, `intensity_scale`, probe).
-    pub params: Params,
-    model: Vec<u8>,
-    optim: Vec<u8>,
-}
-
-fn ck_err(path: &Path, entry: &str, reason: impl Into<String>) -> TrainError {
-    TrainError::Checkpoint {
-        path: path.to_path_buf(),
-        entry: entry.into(),
-        reason: reason.into(),
-    }
-}
-
-/// Encode and atomically write the checkpoint at `path`.
+/// Atomically write the checkpoint at `path`.
 pub fn save(
     path: &Path,
     state: &CheckpointState,
@@ -95,170 +52,27 @@ pub fn save(
     model: &PtychoPinn,
     optim: &ModuleOptimizer,
 ) -> Result<(), TrainError> {
-    let state_json =
-        serde_json::to_vec_pretty(state).map_err(|e| ck_err(path, STATE, e.to_string()))?;
-    let mut legacy = params.to_legacy();
-    legacy.insert(KEY_S.into(), serde_json::json!(params.intensity_scale()));
-    let params_json =
-        serde_json::to_vec_pretty(&legacy).map_err(|e| ck_err(path, PARAMS, e.to_string()))?;
-    let probe = params
-        .probe()
-        .ok_or_else(|| ck_err(path, PROBE, "the params carry no probe"))?;
-    let mut probe_bytes = Vec::with_capacity(probe.data.len() * 8);
-    for z in &probe.data {
-        probe_bytes.extend_from_slice(&z.re.to_le_bytes());
-        probe_bytes.extend_from_slice(&z.im.to_le_bytes());
-    }
-    let model_bytes = model
-        .clone()
-        .into_record()
-        .into_bytes()
-        .map_err(|e| ck_err(path, MODEL, e.to_string()))?;
-    let optim_bytes = optim
-        .into_bytes()
-        .map_err(|e| ck_err(path, OPTIM, e.to_string()))?;
-
-    let mut buf = std::io::Cursor::new(Vec::new());
-    {
-        let mut zip = zip::ZipWriter::new(&mut buf);
-        let opts = SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Stored)
-            .large_file(true);
-        let entries: [(&str, &[u8]); 5] = [
-            (STATE, &state_json),
-            (PARAMS, &params_json),
-            (PROBE, &probe_bytes),
-            (MODEL, &model_bytes),
-            (OPTIM, &optim_bytes),
-        ];
-        for (name, bytes) in entries {
-            zip.start_file(name, opts)
-                .and_then(|_| zip.write_all(bytes).map_err(Into::into))
-                .map_err(|e| ck_err(path, name, e.to_string()))?;
-        }
-        zip.finish().map_err(|e| ck_err(path, "", e.to_string()))?;
-    }
-    write_bytes_atomic(path, buf.get_ref()).map_err(|source| TrainError::Io {
-        path: path.to_path_buf(),
-        action: "writing the checkpoint",
-        source,
-    })
+    Ok(ptycho_persist::save_checkpoint(
+        path, state, params, model, optim,
+    )?)
 }
 
-fn read_entry(
-    zip: &mut zip::ZipArchive<std::fs::File>,
-    path: &Path,
-    name: &str,
-) -> Result<Vec<u8>, TrainError> {
-    let mut f = zip
-        .by_name(name)
-        .map_err(|e| ck_err(path, name, format!("missing: {e}")))?;
-    let mut out = Vec::with_capacity(f.size().min(1 << 30) as usize);
-    f.read_to_end(&mut out)
-        .map_err(|e| ck_err(path, name, e.to_string()))?;
-    Ok(out)
-}
-
-/// Read and check a checkpoint (format, version, params snapshot, probe size). The tensors are
-/// decoded when applied.
+/// Read and check a checkpoint (the file, then the run state's consistency).
 pub fn load(path: &Path) -> Result<Checkpoint, TrainError> {
-    let file = std::fs::File::open(path).map_err(|source| TrainError::Io {
-        path: path.to_path_buf(),
-        action: "opening the checkpoint",
-        source,
-    })?;
-    let mut zip =
-        zip::ZipArchive::new(file).map_err(|e| ck_err(path, "", format!("not a zip: {e}")))?;
-    let state: CheckpointState = serde_json::from_slice(&read_entry(&mut zip, path, STATE)?)
-        .map_err(|e| ck_err(path, STATE, e.to_string()))?;
-    if state.format != CHECKPOINT_FORMAT || state.version != CHECKPOINT_VERSION {
-        return Err(ck_err(
-            path,
-            STATE,
-            format!(
-                "format {:?} version {} (expected {CHECKPOINT_FORMAT:?} version {CHECKPOINT_VERSION})",
-                state.format, state.version
-            ),
-        ));
-    }
-    if state.history.len() != state.epochs_done {
-        return Err(ck_err(
-            path,
-            STATE,
-            format!(
+    let ck: Checkpoint = ptycho_persist::load_checkpoint(path)?;
+    let st = &ck.state;
+    if st.history.len() != st.epochs_done {
+        return Err(TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            entry: "state.bin".into(),
+            reason: format!(
                 "history has {} epochs but epochs_done = {}",
-                state.history.len(),
-                state.epochs_done
+                st.history.len(),
+                st.epochs_done
             ),
-        ));
+        });
     }
-    let legacy: LegacyMap = serde_json::from_slice(&read_entry(&mut zip, path, PARAMS)?)
-        .map_err(|e| ck_err(path, PARAMS, e.to_string()))?;
-    let s = legacy
-        .get(KEY_S)
-        .and_then(serde_json::Value::as_f64)
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .ok_or_else(|| {
-            ck_err(
-                path,
-                PARAMS,
-                "intensity_scale missing or not a positive number",
-            )
-        })?;
-    let params = Params::from_legacy(&legacy).map_err(|e| ck_err(path, PARAMS, e.to_string()))?;
-    let n = params.n();
-    let raw = read_entry(&mut zip, path, PROBE)?;
-    if raw.len() != n * n * 8 {
-        return Err(ck_err(
-            path,
-            PROBE,
-            format!("{} bytes, expected N×N×8 = {}", raw.len(), n * n * 8),
-        ));
-    }
-    let data: Vec<Complex32> = raw
-        .chunks_exact(8)
-        .map(|c| {
-            Complex32::new(
-                f32::from_le_bytes([c[0], c[1], c[2], c[3]]),
-                f32::from_le_bytes([c[4], c[5], c[6], c[7]]),
-            )
-        })
-        .collect();
-    if data.iter().any(|z| !z.re.is_finite() || !z.im.is_finite()) {
-        return Err(ck_err(path, PROBE, "non-finite probe value"));
-    }
-    let params = params
-        .with_intensity_scale(s)
-        .with_probe(ProbeField { n, data });
-    let model = read_entry(&mut zip, path, MODEL)?;
-    let optim = read_entry(&mut zip, path, OPTIM)?;
-    Ok(Checkpoint {
-        state,
-        params,
-        model,
-        optim,
-    })
-}
-
-impl Checkpoint {
-    /// Load the weights into `model` (built from the same params) and the Adam state into
-    /// `optim`. Parameter ids are restored from the record, so the optimiser state matches.
-    pub fn restore(
-        &self,
-        path: &Path,
-        model: PtychoPinn,
-        optim: ModuleOptimizer,
-    ) -> Result<(PtychoPinn, ModuleOptimizer), TrainError> {
-        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.model.clone()))
-            .map_err(|e| ck_err(path, MODEL, e.to_string()))?;
-        let model = model
-            .try_load_record(record)
-            .map_err(|e| ck_err(path, MODEL, e.to_string()))?;
-        let optim = optim
-            .from_bytes(Bytes::from_bytes_vec(self.optim.clone()))
-            .map_err(|e| ck_err(path, OPTIM, e.to_string()))?;
-        Ok((model, optim))
-    }
+    Ok(ck)
 }
 
 /// FNV-1a 64 over the group index table and the bits of the normalisation factor.
@@ -279,5 +93,5 @@ pub fn fingerprint(indices: impl IntoIterator<Item = usize>, norm_factor: f64) -
 
 /// Path of the checkpoint in `dir`.
 pub fn path_in(dir: &Path) -> PathBuf {
-    dir.join(CHECKPOINT_NAME)
+    ptycho_persist::checkpoint_path(dir)
 }

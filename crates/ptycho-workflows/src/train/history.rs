@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::write_atomic;
 use crate::imaging::{Series, write_line_chart};
+use ptycho_persist::write_atomic;
 
 /// One epoch. Losses are sample-weighted means over the epoch's batches (Keras' running mean);
 /// `loss` = `nll_weight·nll + mae_weight·mae`, NLL in expected-count units, MAE on scaled

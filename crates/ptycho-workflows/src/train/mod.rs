@@ -32,7 +32,9 @@ use ptycho_config::{Params, ProbeField, TrainingConfig, Valid};
 use ptycho_model::{
     DeviceKind, LossValues, LossWeights, ModelError, PtychoPinn, TrainStep, physics, train::adam,
 };
-use ptycho_persist::{ARCHIVE_NAME, SaveOptions, save_model};
+use ptycho_persist::{
+    ARCHIVE_NAME, SaveOptions, remove_stale_temporaries, save_model, write_bytes_atomic,
+};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -45,7 +47,6 @@ pub use history::EpochRecord;
 pub use schedule::{EarlyStop, Plateau};
 
 use crate::data::RawData;
-use crate::fsutil::write_bytes_atomic;
 use crate::grouping::group;
 
 /// File name of the resolved config inside the output directory.
@@ -180,21 +181,6 @@ pub fn training_params(cfg: &Valid<TrainingConfig>, raw: &RawData) -> Result<Par
         .with_intensity_scale(s))
 }
 
-/// Remove temporary files a killed run left behind (`write_atomic` / archive temporaries).
-fn remove_stale_temporaries(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with(".ptycho-tmp-") || (name.starts_with(".wts-") && name.ends_with(".tmp"))
-        {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-}
-
 /// Sample-weighted running means of the loss terms.
 #[derive(Default)]
 struct Means {
@@ -295,8 +281,6 @@ fn run(
     let mut step = TrainStep::new(weights);
 
     let mut state = CheckpointState {
-        format: checkpoint::CHECKPOINT_FORMAT.into(),
-        version: checkpoint::CHECKPOINT_VERSION,
         epochs_done: 0,
         lr: cfg.learning_rate,
         plateau: Plateau::default(),
@@ -349,7 +333,7 @@ fn run(
                 "the normalised probe differs from the checkpoint's".into(),
             ));
         }
-        let (m, o) = ck.restore(&ck_path, model, adam())?;
+        let (m, o) = ck.restore(model, adam())?;
         model = m;
         step = TrainStep::with_optimizer(weights, o);
         state = ck.state;
