@@ -1,12 +1,10 @@
 //! `GroupingConfig`: the settings of grouping scan positions into solution regions (spec §2.3, the
 //! reference's `generate_grouped_data` arguments). Not a config of its own: it is the grouping
-//! part of a validated [`TrainingConfig`] or [`InferenceConfig`], taken with
-//! [`Valid::<TrainingConfig>::grouping`] / [`Valid::<InferenceConfig>::grouping`], so its defaults
-//! and rules are theirs.
+//! part of a validated [`TrainingConfig`] or [`InferenceConfig`](crate::InferenceConfig), taken
+//! with `Valid<TrainingConfig>::grouping()` / `Valid<InferenceConfig>::grouping()` (in
+//! `validate.rs`), so its defaults and rules are theirs.
 
-use crate::inference::InferenceConfig;
 use crate::training::TrainingConfig;
-use crate::validate::Valid;
 
 /// Grouping settings. Which of them a dataset can satisfy (K ≥ C for the archive's gridsize, enough
 /// scan points, memory) is checked when grouping, because it depends on the data.
@@ -34,7 +32,8 @@ impl Default for GroupingConfig {
 }
 
 impl TrainingConfig {
-    fn grouping_part(&self) -> GroupingConfig {
+    /// The grouping fields of this config (validated as part of it).
+    pub(crate) fn grouping_part(&self) -> GroupingConfig {
         GroupingConfig {
             n_groups: self.n_groups,
             neighbor_count: self.neighbor_count,
@@ -46,31 +45,10 @@ impl TrainingConfig {
     }
 }
 
-impl Valid<TrainingConfig> {
-    /// The grouping settings of this training run.
-    pub fn grouping(&self) -> Valid<GroupingConfig> {
-        Valid(self.grouping_part())
-    }
-}
-
-impl Valid<InferenceConfig> {
-    /// The grouping settings of an inference on `total` scan points with a model of `gridsize`
-    /// (the archive's): [`InferenceConfig::group_count`] groups, random seeds.
-    pub fn grouping(&self, total: usize, gridsize: usize) -> Valid<GroupingConfig> {
-        Valid(GroupingConfig {
-            n_groups: self.group_count(total, gridsize),
-            neighbor_count: self.neighbor_count,
-            seed: self.seed,
-            sequential_sampling: false,
-            enable_oversampling: self.enable_oversampling,
-            neighbor_pool_size: self.neighbor_pool_size,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inference::InferenceConfig;
     use crate::model::ModelConfig;
 
     #[test]

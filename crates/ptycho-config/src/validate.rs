@@ -339,6 +339,28 @@ impl GroupingConfig {
     }
 }
 
+impl Valid<TrainingConfig> {
+    /// The grouping settings of this training run.
+    pub fn grouping(&self) -> Valid<GroupingConfig> {
+        Valid(self.grouping_part())
+    }
+}
+
+impl Valid<InferenceConfig> {
+    /// The grouping settings of an inference on `total` scan points with a model of `gridsize`
+    /// (the archive's): [`InferenceConfig::group_count`] groups, random seeds.
+    pub fn grouping(&self, total: usize, gridsize: usize) -> Valid<GroupingConfig> {
+        Valid(GroupingConfig {
+            n_groups: self.group_count(total, gridsize),
+            neighbor_count: self.neighbor_count,
+            seed: self.seed,
+            sequential_sampling: false,
+            enable_oversampling: self.enable_oversampling,
+            neighbor_pool_size: self.neighbor_pool_size,
+        })
+    }
+}
+
 impl Valid<InferenceConfig> {
     /// The evaluation settings of this inference (its stitching crop).
     pub fn evaluation(&self) -> Valid<EvaluationConfig> {
