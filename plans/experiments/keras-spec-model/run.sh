@@ -3,7 +3,7 @@
 # Needs python3 with numpy and tensorflow-cpu==2.21.0, and target/release/ptycho.
 set -euo pipefail
 here=$(dirname "$0"); root=$1; shift
-gold=${PTYCHO_GOLDENS:-../shared/goldens}
+gold=${PTYCHO_GOLDENS:-testdata/goldens}
 for s in "$@"; do
   d=$root/s$s
   python3 "$here/train_keras.py" "$s" "$d" 20 > "$root/s$s.log" 2>&1

@@ -4,7 +4,7 @@ OUT_DIR/reconstruction.npz in `ptycho infer`'s layout, for `ptycho evaluate`.
 usage: stitch.py OUT_DIR"""
 import os, sys, numpy as np
 out = sys.argv[1]; M = 20
-G = os.environ.get('PTYCHO_GOLDENS', os.path.join(os.path.dirname(__file__), '../../../../shared/goldens'))
+G = os.environ.get('PTYCHO_GOLDENS', os.path.join(os.path.dirname(__file__), '../../../testdata/goldens'))
 te = np.load(os.path.join(G, 'sim_lines_test.npz'))
 p = np.load(out + '/patches.npy')  # (G, N, N) complex, test file order
 N = p.shape[1]

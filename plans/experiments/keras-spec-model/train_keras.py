@@ -14,7 +14,7 @@ from keras import layers
 seed = int(sys.argv[1]); out = sys.argv[2]; epochs = int(sys.argv[3]) if len(sys.argv) > 3 else 20
 os.makedirs(out, exist_ok=True)
 keras.utils.set_random_seed(seed)
-G = os.environ.get('PTYCHO_GOLDENS', os.path.join(os.path.dirname(__file__), '../../../../shared/goldens')) + '/'
+G = os.environ.get('PTYCHO_GOLDENS', os.path.join(os.path.dirname(__file__), '../../../testdata/goldens')) + '/'
 tr = np.load(G + 'sim_lines_train.npz'); te = np.load(G + 'sim_lines_test.npz')
 N = 64
 
