@@ -368,9 +368,9 @@ fn bad_inputs_fail_with_one_line() {
     let o = s(&out_dir);
     let m = s(&model);
 
-    // Missing test file.
+    // Missing test file (named once, its I/O cause once).
     let missing = t.join("missing.npz");
-    fails(
+    let line = fails(
         &[
             "infer",
             "--model",
@@ -382,6 +382,8 @@ fn bad_inputs_fail_with_one_line() {
         ],
         "missing.npz",
     );
+    assert_eq!(line.matches("missing.npz").count(), 1, "{line}");
+    assert_eq!(line.matches("os error").count(), 1, "{line}");
     // Not an NPZ.
     let junk = t.join("junk.npz");
     std::fs::write(&junk, "hello, not a zip").unwrap();
@@ -545,7 +547,7 @@ fn bad_inputs_fail_with_one_line() {
         &["simulate", "--output", s(&t.join("x.npz")), "--n", "63"],
         "63",
     );
-    fails(
+    let line = fails(
         &[
             "simulate",
             "--output",
@@ -557,6 +559,8 @@ fn bad_inputs_fail_with_one_line() {
         ],
         "x.npz",
     );
+    assert_eq!(line.matches("x.npz").count(), 1, "{line}");
+    assert_eq!(line.matches("os error").count(), 1, "{line}");
     assert!(!t.join("x.npz").exists());
 
     // train: a missing file is named once (the I/O cause is not repeated); a group count whose
@@ -566,6 +570,13 @@ fn bad_inputs_fail_with_one_line() {
         "missing.npz",
     );
     assert_eq!(line.matches("os error").count(), 1, "{line}");
+    assert_eq!(line.matches("missing.npz").count(), 1, "{line}");
+    assert!(
+        line.ends_with(
+            "missing.npz: I/O error (cannot open archive): No such file or directory (os error 2)"
+        ),
+        "{line}"
+    );
     let line = fails(
         &[
             "train",

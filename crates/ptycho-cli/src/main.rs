@@ -73,21 +73,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// The whole context chain on one line, newlines folded. A cause whose text an outer message
-/// already quotes (our errors put their source in their own message) is not repeated.
+/// The whole context chain on one line: each cause's text joined by ": ", whitespace folded.
+/// Our errors do not repeat their source's text, so every cause appears exactly once.
 fn one_line(err: &anyhow::Error) -> String {
-    let mut message = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if message.contains(&text) {
-            continue;
-        }
-        if !message.is_empty() {
-            message.push_str(": ");
-        }
-        message.push_str(&text);
-    }
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
+    err.chain()
+        .map(|cause| cause.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A clap usage error on one line: its `error:` line plus any `tip:` lines, without the usage block.
@@ -131,29 +126,32 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 mod tests {
     use super::one_line;
 
-    /// An error that quotes its source in its own message, as ours do.
+    /// An error that names its file and keeps its I/O cause as the source, as ours do.
     #[derive(Debug)]
-    struct Quoting(std::io::Error);
-    impl std::fmt::Display for Quoting {
+    struct NamesFile(std::io::Error);
+    impl std::fmt::Display for NamesFile {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "a.npz: I/O error: {}", self.0)
+            write!(f, "a.npz: I/O error (opening)")
         }
     }
-    impl std::error::Error for Quoting {
+    impl std::error::Error for NamesFile {
         fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
             Some(&self.0)
         }
     }
 
     #[test]
-    fn one_line_folds_newlines_and_does_not_repeat_a_quoted_source() {
+    fn one_line_joins_the_chain_and_folds_newlines() {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
-        let err = anyhow::Error::new(Quoting(io)).context("training on a.npz");
+        let err = anyhow::Error::new(NamesFile(io)).context("training");
         assert_eq!(
             one_line(&err),
-            "training on a.npz: a.npz: I/O error: no such file"
+            "training: a.npz: I/O error (opening): no such file"
         );
         let plain = anyhow::anyhow!("first line\nsecond line").context("outer");
         assert_eq!(one_line(&plain), "outer: first line second line");
+        // No de-duplication: a cause that repeats an outer text is printed again.
+        let twice = anyhow::anyhow!("same").context("same");
+        assert_eq!(one_line(&twice), "same: same");
     }
 }

@@ -13,9 +13,16 @@ pub enum ConfigError {
         value: String,
         allowed: String,
     },
-    /// The config file could not be read.
-    #[error("{origin}: cannot read config file: {message}")]
-    Read { origin: String, message: String },
+    /// The config file could not be opened or read.
+    #[error("{origin}: cannot read config file")]
+    Read {
+        origin: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was read but is not a config file (too large, not UTF-8 text).
+    #[error("{origin}: cannot read config file: {reason}")]
+    NotText { origin: String, reason: String },
     /// The config file's extension is neither `.toml` nor `.json`.
     #[error("{origin}: unsupported config file type (expected a .toml or .json file)")]
     UnsupportedFormat { origin: String },
@@ -72,6 +79,7 @@ impl ConfigError {
             ConfigError::MissingKey { key, .. } => Some(key),
             ConfigError::InFile { error, .. } => error.key(),
             ConfigError::Read { .. }
+            | ConfigError::NotText { .. }
             | ConfigError::UnsupportedFormat { .. }
             | ConfigError::Syntax { .. } => None,
         }

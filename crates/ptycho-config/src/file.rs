@@ -149,15 +149,19 @@ pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 fn read(path: &Path) -> Result<(String, FileFormat), ConfigError> {
     use std::io::Read;
     let format = FileFormat::from_path(path)?;
-    let err = |message: String| ConfigError::Read {
+    let read_err = |source: std::io::Error| ConfigError::Read {
         origin: path.display().to_string(),
-        message,
+        source,
     };
-    let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+    let err = |reason: String| ConfigError::NotText {
+        origin: path.display().to_string(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
     let mut bytes = Vec::new();
     file.take(MAX_CONFIG_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(read_err)?;
     if bytes.len() as u64 > MAX_CONFIG_BYTES {
         return Err(err(format!(
             "larger than {MAX_CONFIG_BYTES} bytes; not a config file"

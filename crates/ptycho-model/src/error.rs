@@ -41,6 +41,13 @@ pub enum ModelError {
     /// A training step's loss is NaN or infinite (the weights were not updated).
     #[error("the training loss is {value}")]
     NonFiniteLoss { value: f64 },
+    /// The params carry a probe that is not N×N (or whose data do not fill it).
+    #[error("the params' probe is {probe_n}×{probe_n} ({values} values) but the model's N = {n}")]
+    ProbeSize {
+        probe_n: usize,
+        values: usize,
+        n: usize,
+    },
     /// Reading tensor data back from the device failed.
     #[error("reading `{what}` back from the device failed: {message}")]
     Readback { what: &'static str, message: String },

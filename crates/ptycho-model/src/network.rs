@@ -373,6 +373,8 @@ impl PtychoPinn {
                 value: s,
             });
         }
+        // No stored probe: the default one. A stored probe that is not N×N is an error, never
+        // silently replaced.
         let probe = match params.probe() {
             Some(p) if p.n == n && p.data.len() == n * n => {
                 Array2::from_shape_fn((n, n), |(i, j)| {
@@ -380,7 +382,14 @@ impl PtychoPinn {
                     Complex64::new(z.re as f64, z.im as f64)
                 })
             }
-            _ => physics::normalize_probe(
+            Some(p) => {
+                return Err(ModelError::ProbeSize {
+                    probe_n: p.n,
+                    values: p.data.len(),
+                    n,
+                });
+            }
+            None => physics::normalize_probe(
                 physics::default_probe(n, params.default_probe_scale()).view(),
                 m.probe_scale,
             ),
@@ -583,5 +592,45 @@ mod tests {
         );
         let other = weights(&PtychoPinn::new_seeded(&params, &device, 12).unwrap());
         assert!(other != eager);
+    }
+
+    #[test]
+    fn a_stored_probe_that_is_not_n_by_n_is_an_error_naming_both_sizes() {
+        let cfg = TrainingConfig::default().validate().unwrap();
+        let base = Params::from_training(&cfg);
+        assert_eq!(base.n(), 64);
+        let device = Device::flex();
+        let small = ptycho_config::ProbeField {
+            n: 32,
+            data: vec![num_complex::Complex32::new(1.0, 0.0); 32 * 32],
+        };
+        let err = PtychoPinn::build(&base.clone().with_probe(small), &device).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ModelError::ProbeSize {
+                    probe_n: 32,
+                    values: 1024,
+                    n: 64
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "the params' probe is 32×32 (1024 values) but the model's N = 64"
+        );
+        // Right N, wrong number of values: also refused, not replaced by the default probe.
+        let short = ptycho_config::ProbeField {
+            n: 64,
+            data: vec![num_complex::Complex32::new(1.0, 0.0); 10],
+        };
+        let err = PtychoPinn::build(&base.with_probe(short), &device).unwrap_err();
+        assert!(
+            matches!(err, ModelError::ProbeSize { values: 10, .. }),
+            "{err}"
+        );
+        // No stored probe: the default one, as before.
+        PtychoPinn::build(&Params::from_training(&cfg), &device).unwrap();
     }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// training checkpoint, or while opening a zip file with [`crate::SafeZip`].
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {
-    #[error("{path}: {action}: {source}")]
+    #[error("{path}: {action}")]
     Io {
         path: PathBuf,
         action: &'static str,
@@ -16,7 +16,7 @@ pub enum PersistError {
     },
     #[error("{path}: refusing to overwrite an existing archive (pass overwrite to replace it)")]
     AlreadyExists { path: PathBuf },
-    #[error("{path}: not a readable zip archive (not a zip, or truncated): {source}")]
+    #[error("{path}: not a readable zip archive (not a zip, or truncated)")]
     NotZip {
         path: PathBuf,
         #[source]
@@ -55,7 +55,7 @@ pub enum PersistError {
         found: u64,
         supported: u64,
     },
-    #[error("{path}: entry `{entry}`: invalid JSON: {source}")]
+    #[error("{path}: entry `{entry}`: invalid JSON")]
     Json {
         path: PathBuf,
         entry: String,
@@ -98,7 +98,7 @@ pub enum PersistError {
         entry: String,
         detail: String,
     },
-    #[error("{path}: building model `{model}` from the restored params failed: {source}")]
+    #[error("{path}: building model `{model}` from the restored params failed")]
     Build {
         path: PathBuf,
         model: String,

@@ -330,15 +330,20 @@ fn write_outputs(
     recon: &Reconstruction,
     evaluation: Option<&Evaluation>,
 ) -> Result<Vec<PathBuf>> {
-    let io = |path: &Path| {
+    let io = |path: &Path, action: &'static str| {
         let path = path.to_path_buf();
-        move |source| WorkflowError::Io { path, source }
+        move |source| WorkflowError::Io {
+            path,
+            action,
+            source,
+        }
     };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    std::fs::create_dir_all(dir).map_err(io(dir, "creating the output directory"))?;
     let npz = dir.join(RECONSTRUCTION_FILE);
     recon.write_npz(&npz)?;
     let amp_png = dir.join(AMPLITUDE_PNG);
-    write_png(&amp_png, recon.amplitude().view(), Colormap::Gray, None).map_err(io(&amp_png))?;
+    write_png(&amp_png, recon.amplitude().view(), Colormap::Gray, None)
+        .map_err(io(&amp_png, "writing"))?;
     let phase_png = dir.join(PHASE_PNG);
     let pi = std::f64::consts::PI;
     write_png(
@@ -347,17 +352,17 @@ fn write_outputs(
         Colormap::Cyclic,
         Some((-pi, pi)),
     )
-    .map_err(io(&phase_png))?;
+    .map_err(io(&phase_png, "writing"))?;
     let mut files = vec![npz, amp_png, phase_png];
     if let Some(ev) = evaluation {
         let path = dir.join(METRICS_FILE);
         let mut bytes = serde_json::to_vec_pretty(ev).map_err(|e| WorkflowError::Write {
             path: path.clone(),
             key: "metrics".into(),
-            reason: e.to_string(),
+            source: Box::new(e),
         })?;
         bytes.push(b'\n');
-        write_bytes_atomic(&path, &bytes).map_err(io(&path))?;
+        write_bytes_atomic(&path, &bytes).map_err(io(&path, "writing"))?;
         files.push(path);
     }
     Ok(files)

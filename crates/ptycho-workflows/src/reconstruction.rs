@@ -42,31 +42,34 @@ impl Reconstruction {
     /// Write `object`, `amplitude`, `phase`, `origin` and `stitch_crop` as a compressed NPZ,
     /// atomically (a failure leaves no partial file).
     pub fn write_npz(&self, path: &Path) -> Result<()> {
-        let mut failed: Option<(&'static str, String)> = None;
+        let mut failed: Option<&'static str> = None;
         let res = write_atomic(path, |w: &mut BufWriter<&mut File>| {
-            self.fill_npz(w).map_err(|(key, reason)| {
-                let e = std::io::Error::other(reason.clone());
-                failed = Some((key, reason));
-                e
+            self.fill_npz(w).map_err(|(key, err)| {
+                failed = Some(key);
+                std::io::Error::other(err)
             })
         });
         match (res, failed) {
             (Ok(()), _) => Ok(()),
-            (Err(_), Some((key, reason))) => Err(WorkflowError::Write {
+            (Err(source), Some(key)) => Err(WorkflowError::Write {
                 path: path.to_path_buf(),
                 key: key.into(),
-                reason,
+                source: Box::new(source),
             }),
             (Err(source), None) => Err(WorkflowError::Io {
                 path: path.to_path_buf(),
+                action: "writing",
                 source,
             }),
         }
     }
 
-    fn fill_npz<W: Write + Seek>(&self, w: W) -> std::result::Result<(), (&'static str, String)> {
+    fn fill_npz<W: Write + Seek>(
+        &self,
+        w: W,
+    ) -> std::result::Result<(), (&'static str, WriteNpzError)> {
         let mut npz = NpzWriter::new_compressed(w);
-        let e = |key: &'static str| move |err: WriteNpzError| (key, err.to_string());
+        let e = |key: &'static str| move |err: WriteNpzError| (key, err);
         npz.add_array("object", &self.object).map_err(e("object"))?;
         npz.add_array("amplitude", &self.amplitude())
             .map_err(e("amplitude"))?;
@@ -131,7 +134,15 @@ impl Reconstruction {
             let v = c.into_dimensionality::<Ix0>().ok().map(|a| a.into_scalar());
             match v {
                 Some(v) if v > 0 => Some(v as usize),
-                Some(_) => None,
+                // 0 is how `write_npz` records "no crop"; a negative crop is corrupt.
+                Some(0) => None,
+                Some(v) => {
+                    return Err(WorkflowError::BadArray {
+                        path: path.to_path_buf(),
+                        key: "stitch_crop".into(),
+                        reason: format!("{v} is negative"),
+                    });
+                }
                 None => {
                     return Err(WorkflowError::BadArray {
                         path: path.to_path_buf(),

@@ -19,49 +19,7 @@ use ndarray::{Array2, ArrayView2, ArrayView3, s};
 use num_complex::{Complex32, Complex64};
 use rayon::prelude::*;
 
-/// Errors of [`reassemble_position`] / [`shift_and_sum`].
-#[derive(Debug, thiserror::Error)]
-pub enum StitchError {
-    /// No patches were given.
-    #[error("stitching needs at least one patch, got 0")]
-    NoPatches,
-    /// The number of centres differs from the number of patches.
-    #[error("{patches} patches but {centres} centres: one [x, y] centre per patch is required")]
-    CountMismatch {
-        /// patches along axis 0
-        patches: usize,
-        /// entries in `centres`
-        centres: usize,
-    },
-    /// The crop size is zero, odd, or larger than the patch.
-    #[error(
-        "stitching crop M = {m} is invalid for {h}x{w} patches: it must be even, > 0 and <= the patch size"
-    )]
-    BadCropSize {
-        /// requested crop size
-        m: usize,
-        /// patch rows
-        h: usize,
-        /// patch columns
-        w: usize,
-    },
-    /// A centre coordinate is NaN or infinite.
-    #[error("centre {index} = [{x}, {y}] is not finite")]
-    NonFiniteCentre {
-        /// patch index
-        index: usize,
-        /// x (column) coordinate, object pixels
-        x: f64,
-        /// y (row) coordinate, object pixels
-        y: f64,
-    },
-    /// The centres are spread so far that the canvas would not fit in memory.
-    #[error("centres span {span} pixels: the stitched canvas would be unreasonably large")]
-    CanvasTooLarge {
-        /// the padding in pixels derived from the largest relative offset
-        span: f64,
-    },
-}
+use crate::error::WorkflowError;
 
 /// The averaged, stitched object.
 #[derive(Debug, Clone)]
@@ -113,7 +71,7 @@ pub fn reassemble_position(
     patches: ArrayView3<Complex32>,
     centres: &[[f64; 2]],
     m: usize,
-) -> Result<Stitched, StitchError> {
+) -> Result<Stitched, WorkflowError> {
     Ok(shift_and_sum(patches, centres, m)?.average())
 }
 
@@ -172,26 +130,26 @@ pub fn shift_and_sum(
     patches: ArrayView3<Complex32>,
     centres: &[[f64; 2]],
     m: usize,
-) -> Result<ShiftSum, StitchError> {
+) -> Result<ShiftSum, WorkflowError> {
     let (g, h, w) = patches.dim();
     if g == 0 {
-        return Err(StitchError::NoPatches);
+        return Err(WorkflowError::NoPatches);
     }
     if centres.len() != g {
-        return Err(StitchError::CountMismatch {
+        return Err(WorkflowError::CountMismatch {
             patches: g,
             centres: centres.len(),
         });
     }
     if m == 0 || m % 2 == 1 || m > h || m > w {
-        return Err(StitchError::BadCropSize { m, h, w });
+        return Err(WorkflowError::BadCropSize { m, h, w });
     }
     if let Some((index, c)) = centres
         .iter()
         .enumerate()
         .find(|(_, c)| !(c[0].is_finite() && c[1].is_finite()))
     {
-        return Err(StitchError::NonFiniteCentre {
+        return Err(WorkflowError::NonFiniteCentre {
             index,
             x: c[0],
             y: c[1],
@@ -203,7 +161,7 @@ pub fn shift_and_sum(
         .flat_map(|a| [a[0].abs(), a[1].abs()])
         .fold(0f32, f32::max);
     if max_abs as f64 > 1.0e6 {
-        return Err(StitchError::CanvasTooLarge {
+        return Err(WorkflowError::CanvasTooLarge {
             span: max_abs as f64,
         });
     }
@@ -391,24 +349,24 @@ mod tests {
         let p = constant_patches(2, 8, Complex32::new(1.0, 0.0));
         assert!(matches!(
             reassemble_position(p.view(), &[[0.0, 0.0]], 4),
-            Err(StitchError::CountMismatch { .. })
+            Err(WorkflowError::CountMismatch { .. })
         ));
         assert!(matches!(
             reassemble_position(p.view(), &[[0.0, 0.0], [1.0, 1.0]], 5),
-            Err(StitchError::BadCropSize { .. })
+            Err(WorkflowError::BadCropSize { .. })
         ));
         assert!(matches!(
             reassemble_position(p.view(), &[[0.0, 0.0], [1.0, 1.0]], 10),
-            Err(StitchError::BadCropSize { .. })
+            Err(WorkflowError::BadCropSize { .. })
         ));
         assert!(matches!(
             reassemble_position(p.view(), &[[0.0, f64::NAN], [1.0, 1.0]], 4),
-            Err(StitchError::NonFiniteCentre { index: 0, .. })
+            Err(WorkflowError::NonFiniteCentre { index: 0, .. })
         ));
         let empty = Array3::<Complex32>::zeros((0, 8, 8));
         assert!(matches!(
             reassemble_position(empty.view(), &[], 4),
-            Err(StitchError::NoPatches)
+            Err(WorkflowError::NoPatches)
         ));
     }
 }

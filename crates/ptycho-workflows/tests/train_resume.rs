@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use ptycho_config::{ModelConfig, SimulationConfig, TrainingConfig, Valid};
-use ptycho_workflows::train::{TrainError, TrainOptions, train};
+use ptycho_workflows::WorkflowError;
+use ptycho_workflows::train::{TrainOptions, train};
 use ptycho_workflows::{RawData, simulate_lines};
 
 fn data() -> RawData {
@@ -95,5 +96,5 @@ fn resume_continues_the_run_and_matches_an_uninterrupted_one() {
 
     // A different seed (hence different groups) is refused.
     let err = train(&config(&b, 3, 6), &raw, &opts(true)).unwrap_err();
-    assert!(matches!(err, TrainError::Resume { .. }), "{err}");
+    assert!(matches!(err, WorkflowError::Resume { .. }), "{err}");
 }

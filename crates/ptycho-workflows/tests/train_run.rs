@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use ptycho_config::{ModelConfig, SimulationConfig, TrainingConfig, Valid, load_config_file};
-use ptycho_workflows::train::{TrainError, TrainOptions, checkpoint, train};
+use ptycho_workflows::WorkflowError;
+use ptycho_workflows::train::{TrainOptions, checkpoint, train};
 use ptycho_workflows::{RawData, simulate_lines};
 
 fn data() -> RawData {
@@ -97,7 +98,7 @@ fn tiny_run_writes_history_checkpoint_config_and_a_loadable_archive() {
     // A second run into the same directory is refused without --overwrite.
     let err = train(&cfg, &raw, &quiet()).unwrap_err();
     assert!(
-        matches!(&err, TrainError::AlreadyExists { path } if path.ends_with("wts.h5.zip")),
+        matches!(&err, WorkflowError::AlreadyExists { path } if path.ends_with("wts.h5.zip")),
         "{err}"
     );
 }

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
 use ptycho_workflows::simulate_lines;
 
@@ -26,8 +25,8 @@ pub struct SimulateArgs {
 pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.simulation.resolve()?;
     let raw = simulate_lines(&cfg)?;
-    raw.write_npz(&args.output)
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    // The error names the file and the key; no context that would repeat the path.
+    raw.write_npz(&args.output)?;
     let obj = raw.object_guess.as_ref().map_or((0, 0), |o| o.dim());
     println!(
         "wrote {}: {} patterns of {}×{} (amplitudes{}), object {}×{}",

@@ -138,13 +138,14 @@ pub(crate) const CONTRACT_KEYS: [&str; 10] = [
 /// The error of opening `path` with the bounded zip reader, in this crate's terms.
 fn open_error(path: &Path, e: PersistError) -> WorkflowError {
     match e {
-        PersistError::Io { source, .. } => WorkflowError::Io {
+        PersistError::Io { action, source, .. } => WorkflowError::Io {
             path: path.to_path_buf(),
+            action,
             source,
         },
         PersistError::NotZip { source, .. } => WorkflowError::NotNpz {
             path: path.to_path_buf(),
-            reason: source.to_string(),
+            source,
         },
         // Limits and unsafe names: the message names the file and the entry.
         other => WorkflowError::Persist(other),
@@ -383,11 +384,11 @@ impl Reader {
     }
 }
 
-fn write_err(path: &Path, key: &str, e: impl std::fmt::Display) -> WorkflowError {
+fn write_err(path: &Path, key: &str, e: std::io::Error) -> WorkflowError {
     WorkflowError::Write {
         path: path.to_path_buf(),
         key: key.to_string(),
-        reason: e.to_string(),
+        source: Box::new(e),
     }
 }
 

@@ -3,7 +3,7 @@
 use ndarray::{Array2, ArrayView2, s};
 use num_complex::Complex32;
 
-use super::MetricsError;
+use crate::error::WorkflowError;
 
 /// Crop the ground truth to the scanned region and centre-crop both images to their common shape
 /// (the reference `align_for_evaluation`, spec §10.1 step 1).
@@ -18,16 +18,16 @@ pub fn align_for_evaluation(
     gt: ArrayView2<Complex32>,
     scan_coords: &[[f64; 2]],
     m: usize,
-) -> Result<(Array2<Complex32>, Array2<Complex32>), MetricsError> {
+) -> Result<(Array2<Complex32>, Array2<Complex32>), WorkflowError> {
     if scan_coords.is_empty() {
-        return Err(MetricsError::NoScanCoordinates);
+        return Err(WorkflowError::NoScanCoordinates);
     }
     if let Some((index, c)) = scan_coords
         .iter()
         .enumerate()
         .find(|(_, c)| !(c[0].is_finite() && c[1].is_finite()))
     {
-        return Err(MetricsError::NonFiniteCoordinate {
+        return Err(WorkflowError::NonFiniteCoordinate {
             index,
             x: c[0],
             y: c[1],
@@ -52,7 +52,7 @@ pub fn align_for_evaluation(
     let start_col = (min_x.trunc() as i64 - radius).max(0);
     let end_col = (max_x.trunc() as i64 + radius).min(gw as i64);
     if end_row <= start_row || end_col <= start_col {
-        return Err(MetricsError::EmptyScanRegion {
+        return Err(WorkflowError::EmptyScanRegion {
             rows: [start_row, end_row],
             cols: [start_col, end_col],
             gt_shape: [gh, gw],
@@ -66,7 +66,7 @@ pub fn align_for_evaluation(
     let th = rh.min(gt_cropped.nrows());
     let tw = rw.min(gt_cropped.ncols());
     if th == 0 || tw == 0 {
-        return Err(MetricsError::EmptyImage {
+        return Err(WorkflowError::EmptyImage {
             which: "reconstruction",
             shape: [rh, rw],
         });
@@ -89,10 +89,10 @@ pub(crate) fn trim<T: Clone>(
     img: ArrayView2<T>,
     border: usize,
     which: &'static str,
-) -> Result<Array2<T>, MetricsError> {
+) -> Result<Array2<T>, WorkflowError> {
     let (h, w) = img.dim();
     if h <= 2 * border || w <= 2 * border {
-        return Err(MetricsError::TooSmallForTrim {
+        return Err(WorkflowError::TooSmallForTrim {
             which,
             shape: [h, w],
             border,
@@ -174,11 +174,11 @@ mod tests {
         assert_eq!(ar.dim(), (40, 40));
         assert!(matches!(
             align_for_evaluation(recon.view(), gt.view(), &[[200.0, 200.0]], 20),
-            Err(MetricsError::EmptyScanRegion { .. })
+            Err(WorkflowError::EmptyScanRegion { .. })
         ));
         assert!(matches!(
             align_for_evaluation(recon.view(), gt.view(), &[], 20),
-            Err(MetricsError::NoScanCoordinates)
+            Err(WorkflowError::NoScanCoordinates)
         ));
     }
 }

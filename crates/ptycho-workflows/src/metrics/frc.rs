@@ -5,8 +5,8 @@ use ndarray::{Array2, ArrayView2};
 use num_complex::Complex64;
 use rustfft::FftPlanner;
 
-use super::MetricsError;
 use super::align::centre_crop;
+use crate::error::WorkflowError;
 
 /// FRC threshold of the resolution estimate FRC50.
 pub const FRC_HALF: f64 = 0.5;
@@ -36,15 +36,15 @@ pub fn frc(
     target: ArrayView2<f64>,
     pred: ArrayView2<f64>,
     sigma: f64,
-) -> Result<Option<Frc>, MetricsError> {
+) -> Result<Option<Frc>, WorkflowError> {
     if target.dim() != pred.dim() {
-        return Err(MetricsError::ShapeMismatch {
+        return Err(WorkflowError::ShapeMismatch {
             recon: [pred.nrows(), pred.ncols()],
             gt: [target.nrows(), target.ncols()],
         });
     }
     if pred.iter().all(|v| v.is_nan()) {
-        return Err(MetricsError::AllNanPrediction);
+        return Err(WorkflowError::AllNanPrediction);
     }
     if target.iter().all(|&v| v == 0.0) {
         return Ok(None);
@@ -178,7 +178,7 @@ mod tests {
         let nan = Array2::from_elem((16, 16), f64::NAN);
         assert!(matches!(
             frc(a.view(), nan.view(), 0.0),
-            Err(MetricsError::AllNanPrediction)
+            Err(WorkflowError::AllNanPrediction)
         ));
     }
 

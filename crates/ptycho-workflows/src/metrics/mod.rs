@@ -23,78 +23,7 @@ use ndarray::{Array2, ArrayView2, Zip};
 use num_complex::Complex32;
 use serde::{Deserialize, Serialize};
 
-/// Errors of the evaluation metrics.
-#[derive(Debug, thiserror::Error)]
-pub enum MetricsError {
-    /// Reconstruction and ground truth differ in shape.
-    #[error("reconstruction shape {recon:?} differs from ground-truth shape {gt:?}")]
-    ShapeMismatch {
-        /// reconstruction `[rows, cols]`
-        recon: [usize; 2],
-        /// ground truth `[rows, cols]`
-        gt: [usize; 2],
-    },
-    /// An image has no pixels.
-    #[error("{which} image is empty (shape {shape:?})")]
-    EmptyImage {
-        /// which image
-        which: &'static str,
-        /// its `[rows, cols]`
-        shape: [usize; 2],
-    },
-    /// The image is too small to remove the evaluation border.
-    #[error(
-        "{which} image of shape {shape:?} is too small to trim {border} pixels from every side"
-    )]
-    TooSmallForTrim {
-        /// which image
-        which: &'static str,
-        /// its `[rows, cols]`
-        shape: [usize; 2],
-        /// border in pixels
-        border: usize,
-    },
-    /// SSIM needs at least a 7×7 image.
-    #[error("image of shape {shape:?} is smaller than the 7x7 SSIM window")]
-    TooSmallForSsim {
-        /// `[rows, cols]`
-        shape: [usize; 2],
-    },
-    /// Every pixel of the prediction is NaN (the reference raises in `frc50`).
-    #[error("every pixel of the predicted image is NaN")]
-    AllNanPrediction,
-    /// The predicted amplitude has zero (or non-finite) mean, so it cannot be rescaled.
-    #[error("predicted amplitude mean is {mean}: cannot rescale it to the ground truth")]
-    ZeroPredictionAmplitude {
-        /// mean predicted amplitude after trimming
-        mean: f64,
-    },
-    /// No scan coordinates were given for the alignment.
-    #[error("align_for_evaluation needs at least one scan coordinate, got 0")]
-    NoScanCoordinates,
-    /// A scan coordinate is NaN or infinite.
-    #[error("scan coordinate {index} = [{x}, {y}] is not finite")]
-    NonFiniteCoordinate {
-        /// coordinate index
-        index: usize,
-        /// x (column), object pixels
-        x: f64,
-        /// y (row), object pixels
-        y: f64,
-    },
-    /// The scanned region does not overlap the ground truth.
-    #[error(
-        "scanned region rows {rows:?}, cols {cols:?} does not overlap the ground truth of shape {gt_shape:?}"
-    )]
-    EmptyScanRegion {
-        /// `[start, end)` rows
-        rows: [i64; 2],
-        /// `[start, end)` columns
-        cols: [i64; 2],
-        /// ground-truth `[rows, cols]`
-        gt_shape: [usize; 2],
-    },
-}
+use crate::error::WorkflowError;
 
 /// How the phases are aligned before comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -175,15 +104,15 @@ pub fn eval_reconstruction(
     recon: ArrayView2<Complex32>,
     gt: ArrayView2<Complex32>,
     opts: &EvalOptions,
-) -> Result<EvalMetrics, MetricsError> {
+) -> Result<EvalMetrics, WorkflowError> {
     if recon.dim() != gt.dim() {
-        return Err(MetricsError::ShapeMismatch {
+        return Err(WorkflowError::ShapeMismatch {
             recon: [recon.nrows(), recon.ncols()],
             gt: [gt.nrows(), gt.ncols()],
         });
     }
     if gt.is_empty() {
-        return Err(MetricsError::EmptyImage {
+        return Err(WorkflowError::EmptyImage {
             which: "ground-truth",
             shape: [gt.nrows(), gt.ncols()],
         });
@@ -200,7 +129,7 @@ pub fn eval_reconstruction(
     let mean_t = mean(&amp_t) as f32;
     let mean_p = mean(&amp_p_raw) as f32;
     if !(mean_p.is_finite() && mean_p != 0.0) {
-        return Err(MetricsError::ZeroPredictionAmplitude {
+        return Err(WorkflowError::ZeroPredictionAmplitude {
             mean: mean_p as f64,
         });
     }
@@ -256,7 +185,7 @@ impl ComponentMetrics {
         ssim_inputs: (&Array2<f64>, &Array2<f64>, f64),
         ms_ssim_sigma: f64,
         frc_sigma: f64,
-    ) -> Result<Self, MetricsError> {
+    ) -> Result<Self, WorkflowError> {
         let n = target.len() as f64;
         let mut abs = 0.0;
         let mut sq = 0.0;
@@ -418,22 +347,22 @@ mod tests {
         let opts = EvalOptions::default();
         assert!(matches!(
             eval_reconstruction(o.view(), other.view(), &opts),
-            Err(MetricsError::ShapeMismatch { .. })
+            Err(WorkflowError::ShapeMismatch { .. })
         ));
         let zero = Array2::<Complex32>::zeros((20, 20));
         assert!(matches!(
             eval_reconstruction(zero.view(), o.view(), &opts),
-            Err(MetricsError::ZeroPredictionAmplitude { .. })
+            Err(WorkflowError::ZeroPredictionAmplitude { .. })
         ));
         let tiny = object(4, 4);
         assert!(matches!(
             eval_reconstruction(tiny.view(), tiny.view(), &opts),
-            Err(MetricsError::TooSmallForTrim { .. })
+            Err(WorkflowError::TooSmallForTrim { .. })
         ));
         let small = object(9, 9);
         assert!(matches!(
             eval_reconstruction(small.view(), small.view(), &opts),
-            Err(MetricsError::TooSmallForSsim { .. })
+            Err(WorkflowError::TooSmallForSsim { .. })
         ));
     }
 }

@@ -3,7 +3,7 @@
 
 use ndarray::{Array2, ArrayView2, s};
 
-use super::MetricsError;
+use crate::error::WorkflowError;
 
 /// Side of the uniform SSIM window (skimage default).
 pub const SSIM_WINDOW: usize = 7;
@@ -15,16 +15,16 @@ pub const MS_SSIM_WEIGHTS: [f64; 5] = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333];
 /// Mean SSIM of two equally shaped images (skimage defaults: 7×7 uniform window, K1 = 0.01,
 /// K2 = 0.03, sample covariance `N/(N−1)`, `C1 = (K1·R)²`, `C2 = (K2·R)²`), averaged over the image
 /// without its `(7−1)/2 = 3`-pixel border. `data_range` is `R` (same units as the images).
-pub fn ssim(a: ArrayView2<f64>, b: ArrayView2<f64>, data_range: f64) -> Result<f64, MetricsError> {
+pub fn ssim(a: ArrayView2<f64>, b: ArrayView2<f64>, data_range: f64) -> Result<f64, WorkflowError> {
     if a.dim() != b.dim() {
-        return Err(MetricsError::ShapeMismatch {
+        return Err(WorkflowError::ShapeMismatch {
             recon: [b.nrows(), b.ncols()],
             gt: [a.nrows(), a.ncols()],
         });
     }
     let (h, w) = a.dim();
     if h < SSIM_WINDOW || w < SSIM_WINDOW {
-        return Err(MetricsError::TooSmallForSsim { shape: [h, w] });
+        return Err(WorkflowError::TooSmallForSsim { shape: [h, w] });
     }
     let np = (SSIM_WINDOW * SSIM_WINDOW) as f64;
     let cov_norm = np / (np - 1.0);
@@ -78,7 +78,7 @@ fn window_means(img: ArrayView2<f64>) -> Array2<f64> {
 /// 0 = none) of both images, `data_range = max(range(a), range(b))` fixed at level 0, then for up
 /// to five levels multiply in `SSIM^weight` (NaN → return 0, negative → 1e-4), decimating by
 /// `[::2, ::2]` between levels and stopping once the smaller side drops below 7.
-pub fn ms_ssim(a: ArrayView2<f64>, b: ArrayView2<f64>, sigma: f64) -> Result<f64, MetricsError> {
+pub fn ms_ssim(a: ArrayView2<f64>, b: ArrayView2<f64>, sigma: f64) -> Result<f64, WorkflowError> {
     let (mut x, mut y) = if sigma > 0.0 {
         (
             ptycho_model::physics::gaussian_filter(a, sigma),
@@ -162,7 +162,7 @@ mod tests {
         let a = Array2::<f64>::zeros((6, 10));
         assert!(matches!(
             ssim(a.view(), a.view(), 1.0),
-            Err(MetricsError::TooSmallForSsim { .. })
+            Err(WorkflowError::TooSmallForSsim { .. })
         ));
     }
 }

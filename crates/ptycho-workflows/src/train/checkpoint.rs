@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 
 pub use ptycho_persist::checkpoint::{CHECKPOINT_FORMAT, CHECKPOINT_NAME, CHECKPOINT_VERSION};
 
-use super::TrainError;
 use super::history::EpochRecord;
 use super::schedule::{EarlyStop, Plateau};
+use crate::error::WorkflowError;
 
 /// A training checkpoint as read back: the run state, the params (probe and intensity scale
 /// attached) and the tensors, applied with [`ptycho_persist::Checkpoint::restore`].
@@ -51,18 +51,18 @@ pub fn save(
     params: &Params,
     model: &PtychoPinn,
     optim: &ModuleOptimizer,
-) -> Result<(), TrainError> {
+) -> Result<(), WorkflowError> {
     Ok(ptycho_persist::save_checkpoint(
         path, state, params, model, optim,
     )?)
 }
 
 /// Read and check a checkpoint (the file, then the run state's consistency).
-pub fn load(path: &Path) -> Result<Checkpoint, TrainError> {
+pub fn load(path: &Path) -> Result<Checkpoint, WorkflowError> {
     let ck: Checkpoint = ptycho_persist::load_checkpoint(path)?;
     let st = &ck.state;
     if st.history.len() != st.epochs_done {
-        return Err(TrainError::Checkpoint {
+        return Err(WorkflowError::Checkpoint {
             path: path.to_path_buf(),
             entry: "state.bin".into(),
             reason: format!(

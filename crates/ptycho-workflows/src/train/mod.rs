@@ -15,13 +15,14 @@
 
 pub mod batch;
 pub mod checkpoint;
-mod error;
 pub mod history;
 pub mod schedule;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+use crate::error::WorkflowError;
 
 use burn::module::Module;
 use burn::tensor::Device;
@@ -42,7 +43,6 @@ use rand::seq::SliceRandom;
 pub use crate::model_inputs::{ModelInputs, OffsetSource};
 pub use batch::split_sizes;
 pub use checkpoint::{CHECKPOINT_NAME, CheckpointState};
-pub use error::TrainError;
 pub use history::EpochRecord;
 pub use schedule::{EarlyStop, Plateau};
 
@@ -122,13 +122,13 @@ pub fn train(
     cfg: &Valid<TrainingConfig>,
     train_data: &RawData,
     opts: &TrainOptions,
-) -> Result<TrainReport, TrainError> {
+) -> Result<TrainReport, WorkflowError> {
     run(cfg, train_data, opts)
 }
 
-fn io_err(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> TrainError {
+fn io_err(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> WorkflowError {
     let path = path.to_path_buf();
-    move |source| TrainError::Io {
+    move |source| WorkflowError::Io {
         path,
         action,
         source,
@@ -138,11 +138,14 @@ fn io_err(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> T
 /// The params a training run on `raw` uses (CONFIG-001: built before anything reads them): the
 /// config's flat view plus the training data's probe, normalised to `probe_scale` (spec §4.7),
 /// and the intensity scale `sqrt(nphotons)/(N/2)`. Errors when `raw` does not fit the config's N.
-pub fn training_params(cfg: &Valid<TrainingConfig>, raw: &RawData) -> Result<Params, TrainError> {
+pub fn training_params(
+    cfg: &Valid<TrainingConfig>,
+    raw: &RawData,
+) -> Result<Params, WorkflowError> {
     let params = Params::from_training(cfg);
     let n = params.n();
     if raw.n() != n {
-        return Err(TrainError::Data {
+        return Err(WorkflowError::TrainingData {
             reason: format!(
                 "diffraction patterns are {}×{} pixels but the config says N = {n}",
                 raw.n(),
@@ -151,7 +154,7 @@ pub fn training_params(cfg: &Valid<TrainingConfig>, raw: &RawData) -> Result<Par
         });
     }
     if raw.probe_guess.dim() != (n, n) {
-        return Err(TrainError::Data {
+        return Err(WorkflowError::TrainingData {
             reason: format!(
                 "probeGuess is {:?}, expected ({n}, {n})",
                 raw.probe_guess.dim()
@@ -166,7 +169,7 @@ pub fn training_params(cfg: &Valid<TrainingConfig>, raw: &RawData) -> Result<Par
         .iter()
         .any(|z| !z.re.is_finite() || !z.im.is_finite())
     {
-        return Err(TrainError::Data {
+        return Err(WorkflowError::TrainingData {
             reason: "probeGuess normalises to non-finite values (is it zero inside the N/4 disk?)"
                 .into(),
         });
@@ -221,7 +224,7 @@ fn run(
     cfg: &Valid<TrainingConfig>,
     raw: &RawData,
     opts: &TrainOptions,
-) -> Result<TrainReport, TrainError> {
+) -> Result<TrainReport, WorkflowError> {
     let t_start = Instant::now();
     let dir = cfg.output_dir.clone();
     let archive_path = dir.join(ARCHIVE_NAME);
@@ -230,7 +233,7 @@ fn run(
     if !opts.resume && !opts.overwrite {
         for p in [&archive_path, &ck_path] {
             if std::fs::symlink_metadata(p).is_ok() {
-                return Err(TrainError::AlreadyExists { path: p.clone() });
+                return Err(WorkflowError::AlreadyExists { path: p.clone() });
             }
         }
     }
@@ -241,18 +244,12 @@ fn run(
     let images = cfg.n_subsample.unwrap_or(cfg.n_groups);
     let sub;
     let raw = if images < raw.n_points() {
-        sub = raw
-            .subsample(images, cfg.subsample_seed.unwrap_or(cfg.seed))
-            .map_err(|e| TrainError::Data {
-                reason: e.to_string(),
-            })?;
+        sub = raw.subsample(images, cfg.subsample_seed.unwrap_or(cfg.seed))?;
         &sub
     } else {
         raw
     };
-    let grouped = group(raw, &params, &cfg.grouping()).map_err(|e| TrainError::Data {
-        reason: e.to_string(),
-    })?;
+    let grouped = group(raw, &params, &cfg.grouping())?;
     let s = params.intensity_scale();
     let inputs = ModelInputs::from_grouped(&grouped, s, OffsetSource::Start);
     let fingerprint =
@@ -261,7 +258,7 @@ fn run(
     drop(grouped);
     let (n_train, n_val) = split_sizes(n_groups, cfg.validation_fraction);
     if n_train == 0 {
-        return Err(TrainError::Data {
+        return Err(WorkflowError::TrainingData {
             reason: format!(
                 "{n_groups} groups leave none for training at validation_fraction {}",
                 cfg.validation_fraction
@@ -299,7 +296,7 @@ fn run(
     }
     if opts.resume && ck_path.exists() {
         let ck = checkpoint::load(&ck_path)?;
-        let resume_err = |reason: String| TrainError::Resume {
+        let resume_err = |reason: String| WorkflowError::Resume {
             path: ck_path.clone(),
             reason,
         };
@@ -352,10 +349,9 @@ fn run(
     std::fs::create_dir_all(&dir).map_err(io_err(&dir, "creating the output directory"))?;
     // The resolved config, what `--resume DIR` reads back.
     let config_path = dir.join(CONFIG_NAME);
-    let toml_text = toml::to_string(&**cfg).map_err(|e| TrainError::Io {
+    let toml_text = toml::to_string(&**cfg).map_err(|source| WorkflowError::SerialiseConfig {
         path: config_path.clone(),
-        action: "serialising the config",
-        source: std::io::Error::other(e.to_string()),
+        source,
     })?;
     write_bytes_atomic(&config_path, toml_text.as_bytes())
         .map_err(io_err(&config_path, "writing the config"))?;
@@ -384,7 +380,7 @@ fn run(
                 }
                 Err(ModelError::NonFiniteLoss { value }) => {
                     pb.abandon();
-                    return Err(TrainError::NonFinite {
+                    return Err(WorkflowError::Diverged {
                         epoch: epoch + 1,
                         batch: bi + 1,
                         value,
