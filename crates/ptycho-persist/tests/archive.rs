@@ -1,8 +1,9 @@
 //! Integration tests of the archive: layout snapshots, round trips, CONFIG-001 on load, and one
 //! test per refusal with a real (often hostile) file on disk.
 
+mod common;
+
 use std::convert::Infallible;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -13,7 +14,9 @@ use ptycho_config::{ModelConfig, Params, ProbeField, TrainingConfig};
 use ptycho_persist::{
     LoadedArchive, PersistError, SaveOptions, inspect_archive, load_archive, save_archive,
 };
-use zip::write::SimpleFileOptions;
+use zip::CompressionMethod;
+
+use common::{read_entries, write_zip};
 
 /// A small network whose shapes depend on the params: C = gridsize² input channels.
 #[derive(Module, Debug)]
@@ -101,34 +104,11 @@ fn load(path: &Path) -> Result<(LoadedArchive<Tiny>, Params), PersistError> {
     load_archive(path, Tiny::new)
 }
 
-/// All entries of a zip, in order.
-fn read_entries(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut z = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
-    (0..z.len())
-        .map(|i| {
-            let mut f = z.by_index(i).unwrap();
-            let mut b = Vec::new();
-            f.read_to_end(&mut b).unwrap();
-            (f.name().unwrap().into_owned(), b)
-        })
-        .collect()
-}
-
-fn write_zip(path: &Path, entries: &[(String, Vec<u8>)]) {
-    let mut w = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    let o = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-    for (name, bytes) in entries {
-        w.start_file(name.as_str(), o).unwrap();
-        w.write_all(bytes).unwrap();
-    }
-    w.finish().unwrap();
-}
-
 /// Rewrite the archive at `src` into `dst` with `edit` applied to the entry list.
 fn tamper(src: &Path, dst: &Path, edit: impl FnOnce(&mut Vec<(String, Vec<u8>)>)) {
     let mut e = read_entries(src);
     edit(&mut e);
-    write_zip(dst, &e);
+    write_zip(dst, &e, CompressionMethod::Deflated);
 }
 
 fn manifest_redacted(path: &Path) -> serde_json::Value {
@@ -439,6 +419,7 @@ fn refuses_reference_tensorflow_and_pytorch_archives() {
             e("autoencoder/model.keras", b"PK fake"),
             e("autoencoder/params.dill", b"\x80\x04"),
         ],
+        CompressionMethod::Deflated,
     );
     let err = load(&tf).unwrap_err();
     assert!(
@@ -465,6 +446,7 @@ fn refuses_reference_tensorflow_and_pytorch_archives() {
             e("manifest.dill", b"\x80\x04 2.0-pytorch"),
             e("autoencoder/model.pth", b"fake"),
         ],
+        CompressionMethod::Deflated,
     );
     let err = load(&torch).unwrap_err();
     assert!(
@@ -477,6 +459,7 @@ fn refuses_reference_tensorflow_and_pytorch_archives() {
     write_zip(
         &torch_manifest_only,
         &[e("manifest.dill", b"\x80\x04 version 2.0-pytorch")],
+        CompressionMethod::Deflated,
     );
     let err = load(&torch_manifest_only).unwrap_err();
     assert!(

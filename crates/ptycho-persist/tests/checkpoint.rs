@@ -1,8 +1,7 @@
 //! Integration tests of the training checkpoint: a round trip of run state, params, probe,
 //! weights and optimiser state, and refusals of tampered or older checkpoints.
 
-use std::io::{Read, Write};
-use std::path::Path;
+mod common;
 
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, ModuleOptimizer};
@@ -11,7 +10,9 @@ use num_complex::Complex32;
 use ptycho_config::{Params, ProbeField, TrainingConfig};
 use ptycho_persist::{Checkpoint, PersistError, load_checkpoint, save_checkpoint};
 use serde::{Deserialize, Serialize};
-use zip::write::SimpleFileOptions;
+use zip::CompressionMethod;
+
+use common::{read_entries, write_zip};
 
 /// A run state of the kind the training workflow stores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,28 +52,6 @@ fn adam() -> ModuleOptimizer {
     AdamConfig::new().init()
 }
 
-fn entries(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut z = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
-    (0..z.len())
-        .map(|i| {
-            let mut f = z.by_index(i).unwrap();
-            let mut b = Vec::new();
-            f.read_to_end(&mut b).unwrap();
-            (f.name().unwrap().to_string(), b)
-        })
-        .collect()
-}
-
-fn write_zip(path: &Path, entries: &[(String, Vec<u8>)]) {
-    let mut w = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    let o = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    for (name, bytes) in entries {
-        w.start_file(name.as_str(), o).unwrap();
-        w.write_all(bytes).unwrap();
-    }
-    w.finish().unwrap();
-}
-
 fn weights(m: &Linear) -> Vec<f32> {
     m.weight.val().into_data().try_to_vec::<f32>().unwrap()
 }
@@ -85,7 +64,7 @@ fn round_trip_restores_state_params_probe_and_weights() {
     let saved = model(&device);
     let p = params();
     save_checkpoint(&path, &state(), &p, &saved, &adam()).unwrap();
-    let names: Vec<String> = entries(&path).into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = read_entries(&path).into_iter().map(|(n, _)| n).collect();
     assert_eq!(
         names,
         [
@@ -125,14 +104,14 @@ fn refuses_a_probe_of_the_wrong_size_naming_entry_and_sizes() {
         data: vec![Complex32::new(1.0, 0.0); 32 * 32],
     });
     save_checkpoint(&other, &state(), &small, &model(&device), &adam()).unwrap();
-    let probe = entries(&other)
+    let probe = read_entries(&other)
         .into_iter()
         .find(|(n, _)| n == "probe.bin")
         .unwrap();
-    let mut e = entries(&path);
+    let mut e = read_entries(&path);
     e.iter_mut().find(|(n, _)| n == "probe.bin").unwrap().1 = probe.1;
     let bad = dir.path().join("bad.zip");
-    write_zip(&bad, &e);
+    write_zip(&bad, &e, CompressionMethod::Stored);
     let err = load_checkpoint::<RunState>(&bad).unwrap_err();
     assert!(matches!(err, PersistError::BadCheckpoint { .. }), "{err}");
     let msg = err.to_string();
@@ -148,10 +127,10 @@ fn refuses_garbage_state_and_an_older_checkpoint_version() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("checkpoint.zip");
     save_checkpoint(&path, &state(), &params(), &model(&Device::flex()), &adam()).unwrap();
-    let mut e = entries(&path);
+    let mut e = read_entries(&path);
     e.iter_mut().find(|(n, _)| n == "state.bin").unwrap().1 = vec![0xff; 3];
     let bad = dir.path().join("garbage.zip");
-    write_zip(&bad, &e);
+    write_zip(&bad, &e, CompressionMethod::Stored);
     let err = load_checkpoint::<RunState>(&bad).unwrap_err();
     assert!(
         matches!(&err, PersistError::BadCheckpoint { entry, .. } if entry == "state.bin"),
@@ -166,6 +145,7 @@ fn refuses_garbage_state_and_an_older_checkpoint_version() {
             ("state.json".into(), b"{}".to_vec()),
             ("params.json".into(), b"{}".to_vec()),
         ],
+        CompressionMethod::Stored,
     );
     let err = load_checkpoint::<RunState>(&v1).unwrap_err();
     assert!(
