@@ -573,7 +573,7 @@ fn bad_inputs_fail_with_one_line() {
     assert_eq!(line.matches("missing.npz").count(), 1, "{line}");
     assert!(
         line.ends_with(
-            "missing.npz: I/O error (cannot open archive): No such file or directory (os error 2)"
+            "missing.npz: I/O error (cannot open): No such file or directory (os error 2)"
         ),
         "{line}"
     );

@@ -112,7 +112,7 @@ impl SafeZip {
     pub fn open_with(path: &Path, limits: &ZipLimits) -> Result<SafeZip, PersistError> {
         let file = File::open(path).map_err(|source| PersistError::Io {
             path: path.to_path_buf(),
-            action: "cannot open archive",
+            action: "cannot open",
             source,
         })?;
         // Declared compressed sizes can lie; no entry holds more compressed bytes than the file.
@@ -120,7 +120,7 @@ impl SafeZip {
             .metadata()
             .map_err(|source| PersistError::Io {
                 path: path.to_path_buf(),
-                action: "cannot stat archive",
+                action: "cannot read its size",
                 source,
             })?
             .len();
