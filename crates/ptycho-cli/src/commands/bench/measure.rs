@@ -7,7 +7,9 @@ use anyhow::{Context, Result};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use ndarray::{Array3, Axis};
 use num_complex::Complex32;
-use ptycho_config::{GroupingConfig, ModelConfig, Params, SimulationConfig, TrainingConfig};
+use ptycho_config::{
+    DEFAULT_STITCH_CROP, GroupingConfig, ModelConfig, Params, SimulationConfig, TrainingConfig,
+};
 use ptycho_model::{LossWeights, PtychoPinn, TrainStep, ops};
 use ptycho_workflows::infer::{predict_object_patches, prediction_batch, prediction_streams};
 use ptycho_workflows::model_inputs::{ModelInputs, OffsetSource};
@@ -191,7 +193,7 @@ pub fn bench_stitch(reps: usize) -> Result<StitchBench> {
     let centres: Vec<[f64; 2]> = (0..g.n_groups())
         .map(|k| [g.coords_nn[[k, 0, 0, 0]], g.coords_nn[[k, 0, 1, 0]]])
         .collect();
-    let m = 20;
+    let m = DEFAULT_STITCH_CROP;
     let _ = reassemble_position(patches.view(), &centres, m)?;
     let mut best = f64::INFINITY;
     for _ in 0..reps.max(1) {
@@ -293,7 +295,7 @@ pub fn bench_infer(
         })
         .collect();
     let ts = Instant::now();
-    let _ = reassemble_position(patches.view(), &centres, 20)?;
+    let _ = reassemble_position(patches.view(), &centres, DEFAULT_STITCH_CROP)?;
     let stitch_s = ts.elapsed().as_secs_f64();
     let e2e_s = t.elapsed().as_secs_f64();
     let cpu = cpu_delta(c0);
