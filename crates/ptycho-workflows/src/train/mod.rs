@@ -22,8 +22,6 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::error::WorkflowError;
-
 use burn::module::Module;
 use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -47,6 +45,7 @@ pub use history::EpochRecord;
 pub use schedule::{EarlyStop, Plateau};
 
 use crate::data::RawData;
+use crate::error::WorkflowError;
 use crate::grouping::group;
 
 /// File name of the resolved config inside the output directory.
