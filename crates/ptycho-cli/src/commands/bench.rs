@@ -17,36 +17,13 @@ mod sys;
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use ptycho_model::DeviceKind;
 
 use measure::run_part;
 use report::{BenchOptions, BenchPart, BenchReport, BenchSuite, Target};
 
-/// Part selector on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PartArg {
-    Sgemm,
-    Data,
-    Stitch,
-    Train,
-    Infer,
-    Profile,
-}
-
-impl From<PartArg> for BenchPart {
-    fn from(p: PartArg) -> Self {
-        match p {
-            PartArg::Sgemm => BenchPart::Sgemm,
-            PartArg::Data => BenchPart::Data,
-            PartArg::Stitch => BenchPart::Stitch,
-            PartArg::Train => BenchPart::Train,
-            PartArg::Infer => BenchPart::Infer,
-            PartArg::Profile => BenchPart::Profile,
-        }
-    }
-}
-
+/// The part's name on the command line (`--only NAME`) and in the JSON report.
 fn part_name(p: BenchPart) -> &'static str {
     match p {
         BenchPart::Sgemm => "sgemm",
@@ -79,7 +56,7 @@ pub struct BenchArgs {
     pub infer_streams: Option<usize>,
     /// Run only this part, in this process.
     #[arg(long, value_enum)]
-    pub only: Option<PartArg>,
+    pub only: Option<BenchPart>,
     /// Check a measurement against a target and report MET / NOT MET (repeatable; the exit
     /// status does not change). Names: roofline (minimum training roofline fraction),
     /// infer_patterns_per_s (minimum), stitch_ms (maximum), train_peak_rss_mib (maximum).
@@ -98,7 +75,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         };
         let opts = options(args, *device);
         let mut report = BenchReport::new(&opts);
-        report.merge(run_part(part.into(), &opts)?);
+        report.merge(run_part(part, &opts)?);
         report.finish(&args.targets);
         return print_reports(args, vec![report]);
     }

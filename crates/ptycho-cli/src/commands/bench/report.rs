@@ -15,8 +15,8 @@ fn one() -> usize {
     1
 }
 
-/// One part of the benchmark (each can run alone, e.g. in a child process).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// One part of the benchmark (each can run alone, e.g. in a child process, `--only PART`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum BenchPart {
     /// sgemm GFLOP/s through the backend.
