@@ -68,6 +68,22 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `ptycho simulate` a lines scan of `n_images` positions with `seed` into `dir/name`.
+fn simulated(dir: &Path, name: &str, n_images: usize, seed: u64) -> PathBuf {
+    let path = dir.join(name);
+    let (n, seed) = (n_images.to_string(), seed.to_string());
+    ok(&[
+        "simulate",
+        "--output",
+        s(&path),
+        "--n-images",
+        &n,
+        "--seed",
+        &seed,
+    ]);
+    path
+}
+
 /// A random-init model of the given gridsize saved as `dir/wts.h5.zip`.
 fn archive(dir: &Path, gridsize: usize) -> PathBuf {
     let cfg = TrainingConfig {
@@ -209,16 +225,7 @@ fn inspect_json_shows_manifest_params_and_counts() {
 #[test]
 fn infer_then_evaluate() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("test.npz");
-    ok(&[
-        "simulate",
-        "--output",
-        s(&data),
-        "--n-images",
-        "64",
-        "--seed",
-        "9",
-    ]);
+    let data = simulated(tmp.path(), "test.npz", 64, 9);
     let model = archive(&tmp.path().join("model"), 1);
     let out_dir = tmp.path().join("inference");
     let out = ok(&[
@@ -283,16 +290,7 @@ fn infer_then_evaluate() {
 #[test]
 fn infer_config_file_then_flags() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("test.npz");
-    ok(&[
-        "simulate",
-        "--output",
-        s(&data),
-        "--n-images",
-        "24",
-        "--seed",
-        "4",
-    ]);
+    let data = simulated(tmp.path(), "test.npz", 24, 4);
     let model = archive(&tmp.path().join("model"), 1);
     let out_dir = tmp.path().join("from_file");
     let cfg = tmp.path().join("infer.toml");
@@ -331,16 +329,7 @@ fn infer_config_file_then_flags() {
 #[test]
 fn gridsize2_archive_decides_over_test_data() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("t.npz");
-    ok(&[
-        "simulate",
-        "--output",
-        s(&data),
-        "--n-images",
-        "32",
-        "--seed",
-        "2",
-    ]);
+    let data = simulated(tmp.path(), "t.npz", 32, 2);
     let model = archive(&tmp.path().join("gs2"), 2);
     let out_dir = tmp.path().join("o");
     let out = ok(&[
