@@ -88,11 +88,6 @@ pub fn load_config_file(path: impl AsRef<Path>) -> Result<TrainingConfig, Config
     load_file(path)
 }
 
-/// Read an inference config file; see [`load_file`].
-pub fn load_inference_config_file(path: impl AsRef<Path>) -> Result<InferenceConfig, ConfigError> {
-    load_file(path)
-}
-
 /// Read a config file of any settings struct: defaults overlaid with the file's keys, per-field
 /// ranges checked (errors name the file and the key).
 pub fn load_file<T: ConfigFile>(path: impl AsRef<Path>) -> Result<T, ConfigError> {
@@ -560,10 +555,10 @@ mod tests {
         assert!(e.contains("missing.toml: cannot read config file"), "{e}");
         let i = dir.join("i.toml");
         std::fs::write(&i, "model_path = \"runs/x\"\nstitch_crop = 10\n").unwrap();
-        let c = load_inference_config_file(&i).unwrap();
+        let c = load_file::<InferenceConfig>(&i).unwrap();
         assert_eq!(c.stitch_crop, 10);
         std::fs::write(&i, "stitch_crop = 11\n").unwrap();
-        let e = load_inference_config_file(&i).unwrap_err().to_string();
+        let e = load_file::<InferenceConfig>(&i).unwrap_err().to_string();
         assert!(
             e.contains("i.toml") && e.contains("`stitch_crop`: 11"),
             "{e}"

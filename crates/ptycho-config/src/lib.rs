@@ -61,7 +61,7 @@ pub mod validate;
 
 pub use error::ConfigError;
 pub use evaluation::EvaluationConfig;
-pub use file::{FileFormat, load_config_file, load_file, load_inference_config_file};
+pub use file::{FileFormat, load_config_file, load_file};
 pub use grouping::GroupingConfig;
 pub use inference::{DEFAULT_STITCH_CROP, InferenceConfig};
 pub use legacy::LegacyMap;
