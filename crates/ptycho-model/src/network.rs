@@ -297,8 +297,9 @@ pub struct PtychoPinn {
 
 impl PtychoPinn {
     /// Build the network from `params` (CONFIG-001: the only source of N, gridsize and flags).
-    /// The probe is `params.probe()` (already normalised) when its size is N, else the default
-    /// probe normalised with `probe_scale`; s is `params.intensity_scale()`. The initial weights
+    /// The probe is `params.probe()` (already normalised; one of another size than N is
+    /// [`ModelError::ProbeSize`]), or the default probe normalised with `probe_scale` when params
+    /// carry none; s is `params.intensity_scale()`. The initial weights
     /// are drawn here from the backend's (process-global) RNG in its current state; see
     /// [`Self::new_seeded`].
     pub fn new(params: &Params, device: &Device) -> Result<Self, ModelError> {
