@@ -121,6 +121,11 @@ pub enum WorkflowError {
         batch: usize,
         value: f64,
     },
+    /// The caller's per-epoch observer asked to stop ([`crate::train::train_observed`]).
+    #[error(
+        "training interrupted after epoch {epoch}; {checkpoint} holds it (resume continues from there)"
+    )]
+    Interrupted { epoch: usize, checkpoint: PathBuf },
     /// The resolved training config could not be serialised to TOML.
     #[error("{path}: cannot serialise the training config")]
     SerialiseConfig {

@@ -19,6 +19,7 @@ pub mod history;
 pub mod schedule;
 
 use std::io::IsTerminal;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -122,7 +123,21 @@ pub fn train(
     train_data: &RawData,
     opts: &TrainOptions,
 ) -> Result<TrainReport, WorkflowError> {
-    run(cfg, train_data, opts)
+    run(cfg, train_data, opts, &mut |_| ControlFlow::Continue(()))
+}
+
+/// [`train`], calling `on_epoch` after every epoch once its checkpoint is written (the record
+/// is the epoch's history line). `ControlFlow::Break` stops the run there with
+/// [`WorkflowError::Interrupted`]: no archive is written, and `checkpoint.zip` holds the epochs
+/// done, so `resume` continues from them. For callers that report progress or can be
+/// cancelled (the Python bindings).
+pub fn train_observed(
+    cfg: &Valid<TrainingConfig>,
+    train_data: &RawData,
+    opts: &TrainOptions,
+    on_epoch: &mut dyn FnMut(&EpochRecord) -> ControlFlow<()>,
+) -> Result<TrainReport, WorkflowError> {
+    run(cfg, train_data, opts, on_epoch)
 }
 
 fn io_err(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> WorkflowError {
@@ -223,6 +238,7 @@ fn run(
     cfg: &Valid<TrainingConfig>,
     raw: &RawData,
     opts: &TrainOptions,
+    on_epoch: &mut dyn FnMut(&EpochRecord) -> ControlFlow<()>,
 ) -> Result<TrainReport, WorkflowError> {
     let t_start = Instant::now();
     let dir = cfg.output_dir.clone();
@@ -448,6 +464,14 @@ fn run(
         history::write(&dir, &state.history).map_err(io_err(&dir, "writing the history"))?;
         epochs_run += 1;
         train_seconds += seconds;
+        if let Some(record) = state.history.last()
+            && on_epoch(record).is_break()
+        {
+            return Err(WorkflowError::Interrupted {
+                epoch: state.epochs_done,
+                checkpoint: ck_path,
+            });
+        }
     }
     if !state.history.is_empty() {
         history::write(&dir, &state.history).map_err(io_err(&dir, "writing the history"))?;
