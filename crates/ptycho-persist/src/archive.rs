@@ -27,6 +27,9 @@ pub const MODEL_NAMES: [&str; 2] = ["autoencoder", "diffraction_to_obj"];
 /// Root entries.
 pub const MANIFEST_ENTRY: &str = "manifest.json";
 pub const PARAMS_ENTRY: &str = "params.json";
+/// Optional root entry: the training loss history, a JSON list of [`LossRecord`]s (absent from
+/// archives saved without a history, and from archives written before it existed).
+pub const HISTORY_ENTRY: &str = "history.json";
 /// Per-model entries, under `<model>/`.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const MODEL_PARAMS_FILE: &str = "params.json";
@@ -62,11 +65,63 @@ impl Manifest {
     }
 }
 
+/// One training epoch as kept in the archive's `history.json`, so that the loss curve travels
+/// with the model file (a Ptychodus user moves only `wts.h5.zip`).
+///
+/// Losses are the trainer's per-epoch means (the same numbers as `history.csv`). Every value is
+/// finite; `val_loss` is `null` when the run had no validation groups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LossRecord {
+    /// Epoch number, counted from 1.
+    pub epoch: u64,
+    /// Total training loss.
+    pub loss: f64,
+    /// Total loss on the validation groups, if there were any.
+    pub val_loss: Option<f64>,
+    /// Poisson NLL term of the training loss.
+    pub nll: f64,
+    /// MAE term of the training loss.
+    pub mae: f64,
+    /// Learning rate used during the epoch.
+    pub lr: f64,
+}
+
+/// Why `history` is not a valid loss history: epochs must count up from 1 or more, strictly
+/// increasing, and every value must be finite.
+fn check_history(history: &[LossRecord]) -> Result<(), String> {
+    let mut previous = 0;
+    for r in history {
+        if r.epoch <= previous {
+            return Err(format!(
+                "epoch {} follows epoch {previous}; epochs count up from 1",
+                r.epoch
+            ));
+        }
+        previous = r.epoch;
+        let values = [
+            ("loss", Some(r.loss)),
+            ("val_loss", r.val_loss),
+            ("nll", Some(r.nll)),
+            ("mae", Some(r.mae)),
+            ("lr", Some(r.lr)),
+        ];
+        if let Some((name, v)) = values
+            .iter()
+            .find_map(|(name, v)| v.filter(|v| !v.is_finite()).map(|v| (name, v)))
+        {
+            return Err(format!("epoch {}: {name} is {v}", r.epoch));
+        }
+    }
+    Ok(())
+}
+
 /// Options of [`save_archive`].
 #[derive(Debug, Clone, Default)]
 pub struct SaveOptions {
     /// Replace an existing archive at the path (default: refuse).
     pub overwrite: bool,
+    /// Training loss history, stored as `history.json` (default: empty, no entry written).
+    pub history: Vec<LossRecord>,
 }
 
 /// The models restored by [`load_archive`]: both views, each built from the archive's params and
@@ -74,6 +129,8 @@ pub struct SaveOptions {
 #[derive(Debug)]
 pub struct LoadedArchive<M> {
     pub manifest: Manifest,
+    /// The training loss history of `history.json`; empty when the archive has none.
+    pub history: Vec<LossRecord>,
     pub autoencoder: M,
     pub diffraction_to_obj: M,
 }
@@ -86,6 +143,9 @@ pub fn model_entry(model: &str, file: &str) -> String {
 /// Save `model` (one set of weights, written under both model directories) and `params` (the
 /// legacy view + intensity scale + normalised probe) to the archive at `path` (conventionally
 /// `<output_dir>/wts.h5.zip`).
+///
+/// A non-empty `opts.history` is stored as `history.json` (refused with
+/// [`PersistError::InvalidValue`] unless its epochs increase from 1 and its values are finite).
 ///
 /// Atomic ([`write_atomic_with`]): the zip is written to a temporary file in the same directory,
 /// fsynced and renamed into place, so a failed save never leaves a partial archive. An existing archive is refused unless
@@ -110,6 +170,12 @@ pub fn save_archive<M: Module>(
         serde_json::to_vec_pretty(&snapshot).map_err(|e| invalid(e.to_string()))?;
     let manifest_bytes =
         serde_json::to_vec_pretty(&Manifest::new_now()).map_err(|e| invalid(e.to_string()))?;
+    let history_bytes = if opts.history.is_empty() {
+        None
+    } else {
+        check_history(&opts.history).map_err(|d| invalid(format!("{HISTORY_ENTRY}: {d}")))?;
+        Some(serde_json::to_vec_pretty(&opts.history).map_err(|e| invalid(e.to_string()))?)
+    };
 
     let mut store = SafetensorsStore::from_bytes(None);
     model
@@ -123,6 +189,9 @@ pub fn save_archive<M: Module>(
         (MANIFEST_ENTRY.into(), &manifest_bytes),
         (PARAMS_ENTRY.into(), &snapshot_bytes),
     ];
+    if let Some(bytes) = &history_bytes {
+        entries.push((HISTORY_ENTRY.into(), bytes));
+    }
     for name in MODEL_NAMES {
         entries.push((model_entry(name, MODEL_PARAMS_FILE), &snapshot_bytes));
         entries.push((model_entry(name, WEIGHTS_FILE), &weights));
@@ -260,6 +329,31 @@ fn read_params(zip: &mut SafeZip) -> Result<(Value, Params), PersistError> {
     Ok((value, params))
 }
 
+/// Read `history.json` if the archive has one (empty otherwise) and check it.
+fn read_history_entry(zip: &mut SafeZip) -> Result<Vec<LossRecord>, PersistError> {
+    if !zip.has(HISTORY_ENTRY) {
+        return Ok(Vec::new());
+    }
+    let value = zip.read_json(HISTORY_ENTRY)?;
+    let bad = |detail: String| PersistError::BadHistory {
+        path: zip.path().to_path_buf(),
+        entry: HISTORY_ENTRY.into(),
+        detail,
+    };
+    let history: Vec<LossRecord> = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+    check_history(&history).map_err(bad)?;
+    Ok(history)
+}
+
+/// The training loss history stored in the archive at `path` (empty for an archive saved
+/// without one), after the same manifest checks as [`load_archive`]; no model is built and no
+/// weights are read.
+pub fn read_history(path: &Path) -> Result<Vec<LossRecord>, PersistError> {
+    let mut zip = SafeZip::open(path)?;
+    read_manifest(&mut zip)?;
+    read_history_entry(&mut zip)
+}
+
 /// Load the archive at `path` in CONFIG-001 order: validate the manifest → restore the params
 /// from the archive's snapshot → build each model with `build(&restored_params)` → load its
 /// weights → check every tensor's shape. The caller's own configuration plays no part; loading
@@ -279,6 +373,7 @@ where
     let mut zip = SafeZip::open(path)?;
     let manifest = read_manifest(&mut zip)?;
     let (root_value, params) = read_params(&mut zip)?;
+    let history = read_history_entry(&mut zip)?;
     let mut models = Vec::with_capacity(MODEL_NAMES.len());
     for name in MODEL_NAMES {
         let entry = model_entry(name, MODEL_PARAMS_FILE);
@@ -306,6 +401,7 @@ where
         (Some(autoencoder), Some(diffraction_to_obj)) => Ok((
             LoadedArchive {
                 manifest,
+                history,
                 autoencoder,
                 diffraction_to_obj,
             },
@@ -373,4 +469,8 @@ pub(crate) fn open_checked(path: &Path) -> Result<(SafeZip, Manifest), PersistEr
 
 pub(crate) fn read_root_params(zip: &mut SafeZip) -> Result<(Value, Params), PersistError> {
     read_params(zip)
+}
+
+pub(crate) fn read_root_history(zip: &mut SafeZip) -> Result<Vec<LossRecord>, PersistError> {
+    read_history_entry(zip)
 }

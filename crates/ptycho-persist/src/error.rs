@@ -68,6 +68,12 @@ pub enum PersistError {
         entry: String,
         detail: String,
     },
+    #[error("{path}: entry `{entry}`: invalid training history: {detail}")]
+    BadHistory {
+        path: PathBuf,
+        entry: String,
+        detail: String,
+    },
     #[error("{path}: entry `{entry}`: {detail}")]
     Inconsistent {
         path: PathBuf,

@@ -7,7 +7,7 @@ use ptycho_config::legacy::LegacyMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::archive::{self, MODEL_NAMES, Manifest, WEIGHTS_FILE, model_entry};
+use crate::archive::{self, LossRecord, MODEL_NAMES, Manifest, WEIGHTS_FILE, model_entry};
 use crate::error::PersistError;
 use crate::snapshot;
 use crate::zipread::EntryInfo;
@@ -40,11 +40,13 @@ pub struct ArchiveInfo {
     pub params: LegacyMap,
     pub probe: Option<ProbeSummary>,
     pub models: Vec<ModelInfo>,
+    /// The training loss history (`history.json`); empty when the archive has none.
+    pub history: Vec<LossRecord>,
     pub entries: Vec<EntryInfo>,
 }
 
-/// Summarise the archive at `path`: manifest, params snapshot (probe as its shape only), entry
-/// list and each model's parameter count. Applies the same safety checks as `load_archive`.
+/// Summarise the archive at `path`: manifest, params snapshot (probe as its shape only), training
+/// history (if stored), entry list and each model's parameter count. Applies the same safety checks as `load_archive`.
 pub fn inspect_archive(path: &Path) -> Result<ArchiveInfo, PersistError> {
     let (mut zip, manifest) = archive::open_checked(path)?;
     let (value, params) = archive::read_root_params(&mut zip)?;
@@ -57,6 +59,7 @@ pub fn inspect_archive(path: &Path) -> Result<ArchiveInfo, PersistError> {
         snapshot::KEY_INTENSITY_SCALE.into(),
         serde_json::json!(params.intensity_scale()),
     );
+    let history = archive::read_root_history(&mut zip)?;
     let probe = params.probe().map(|p| ProbeSummary {
         shape: [p.n, p.n],
         dtype: "complex64".into(),
@@ -84,6 +87,7 @@ pub fn inspect_archive(path: &Path) -> Result<ArchiveInfo, PersistError> {
         params: map,
         probe,
         models,
+        history,
         entries: zip.entries().to_vec(),
     })
 }
@@ -108,6 +112,18 @@ impl fmt::Display for ArchiveInfo {
         match &self.probe {
             Some(p) => writeln!(f, "probe:   {}×{} {}", p.shape[0], p.shape[1], p.dtype)?,
             None => writeln!(f, "probe:   none stored")?,
+        }
+        match (self.history.first(), self.history.last()) {
+            (Some(first), Some(last)) => writeln!(
+                f,
+                "history: {} epochs, loss {} (epoch {}) → {} (epoch {})",
+                self.history.len(),
+                first.loss,
+                first.epoch,
+                last.loss,
+                last.epoch
+            )?,
+            _ => writeln!(f, "history: none stored")?,
         }
         writeln!(f, "models:")?;
         for mi in &self.models {

@@ -3,7 +3,8 @@
 //! - [`archive`]: the dual-model archive `wts.h5.zip` (see `plans/ARCHIVE.md`): a zip holding
 //!   `manifest.json`, `params.json` (the legacy params view + `intensity_scale` + the normalised
 //!   probe, as JSON) and one directory per model view (`autoencoder/`, `diffraction_to_obj/`)
-//!   with `model.safetensors` and its own `params.json`. Loading follows CONFIG-001 (params
+//!   with `model.safetensors` and its own `params.json`, plus an optional `history.json` (the
+//!   training loss per epoch, [`LossRecord`]). Loading follows CONFIG-001 (params
 //!   restored from the archive before any model is built) and refuses hostile or foreign
 //!   archives before extracting anything; [`info`] summarises one without building a model.
 //! - [`checkpoint`]: the per-epoch training checkpoint `checkpoint.zip` (same params snapshot,
@@ -22,8 +23,8 @@ mod weights;
 pub mod zipread;
 
 pub use archive::{
-    FORMAT, FORMAT_VERSION, LoadedArchive, MODEL_NAMES, Manifest, SaveOptions, load_archive,
-    save_archive,
+    FORMAT, FORMAT_VERSION, HISTORY_ENTRY, LoadedArchive, LossRecord, MODEL_NAMES, Manifest,
+    SaveOptions, load_archive, read_history, save_archive,
 };
 pub use atomic::{
     Existing, remove_stale_temporaries, write_atomic, write_atomic_with, write_bytes_atomic,

@@ -25,7 +25,8 @@ pub fn resolve_archive_path(path: &Path) -> PathBuf {
     path.to_path_buf()
 }
 
-/// Save a trained network with the params it was built from (probe and s attached).
+/// Save a trained network with the params it was built from (probe and s attached) and, when
+/// `opts.history` is non-empty, its training loss history (`history.json`).
 pub fn save_model(
     path: &Path,
     model: &PtychoPinn,
@@ -36,7 +37,8 @@ pub fn save_model(
 }
 
 /// Load both model views on `device`, in CONFIG-001 order: the params are restored from the
-/// archive first and the networks are built from them (never from the caller's config).
+/// archive first and the networks are built from them (never from the caller's config). The
+/// archive's loss history comes back in [`LoadedArchive::history`] (empty if none was stored).
 pub fn load_model(
     path: &Path,
     device: &Device,

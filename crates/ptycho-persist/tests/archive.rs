@@ -12,7 +12,8 @@ use burn::prelude::*;
 use num_complex::Complex32;
 use ptycho_config::{ModelConfig, Params, ProbeField, TrainingConfig};
 use ptycho_persist::{
-    LoadedArchive, PersistError, SaveOptions, inspect_archive, load_archive, save_archive,
+    LoadedArchive, LossRecord, PersistError, SaveOptions, inspect_archive, load_archive,
+    read_history, save_archive,
 };
 use zip::CompressionMethod;
 
@@ -280,7 +281,16 @@ fn save_refuses_to_overwrite_and_leaves_no_temp_files() {
         before,
         "archive was modified"
     );
-    save_archive(&path, &other, &p, &SaveOptions { overwrite: true }).unwrap();
+    save_archive(
+        &path,
+        &other,
+        &p,
+        &SaveOptions {
+            overwrite: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_ne!(std::fs::read(&path).unwrap(), before);
     let names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -307,6 +317,118 @@ fn failed_save_leaves_nothing_behind() {
     )
     .unwrap_err();
     assert!(matches!(err, PersistError::Io { .. }), "{err}");
+}
+
+// ---------------------------------------------------------------- loss history
+
+/// Three epochs, the second without a validation loss.
+fn history() -> Vec<LossRecord> {
+    (1..=3)
+        .map(|e| LossRecord {
+            epoch: e,
+            loss: 1.0 / e as f64 + 0.125,
+            val_loss: (e != 2).then(|| 2.0 / e as f64),
+            nll: 1.0 / e as f64,
+            mae: 0.125,
+            lr: 1e-3 / e as f64,
+        })
+        .collect()
+}
+
+fn save_with_history(dir: &Path, p: &Params, h: Vec<LossRecord>) -> PathBuf {
+    let path = dir.join("wts.h5.zip");
+    let opts = SaveOptions {
+        history: h,
+        ..Default::default()
+    };
+    save_archive(&path, &Tiny::new(p).unwrap(), p, &opts).unwrap();
+    path
+}
+
+#[test]
+fn layout_snapshot_with_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = save_with_history(dir.path(), &full_params(1), history());
+    let e = read_entries(&path);
+    let names: Vec<&str> = e.iter().map(|(n, _)| n.as_str()).collect();
+    insta::assert_json_snapshot!("entries_with_history", names);
+    let bytes = &e.iter().find(|(n, _)| n == "history.json").unwrap().1;
+    let v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+    insta::assert_json_snapshot!("history_json", v);
+}
+
+#[test]
+fn history_round_trips_and_is_absent_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = full_params(1);
+    let path = save_with_history(dir.path(), &p, history());
+    let (loaded, _) = load(&path).unwrap();
+    assert_eq!(loaded.history, history());
+    assert_eq!(read_history(&path).unwrap(), history());
+    let info = inspect_archive(&path).unwrap();
+    assert_eq!(info.history, history());
+    let text = info.to_string();
+    assert!(
+        text.contains("history: 3 epochs, loss 1.125 (epoch 1) → 0.4583333333333333 (epoch 3)"),
+        "{text}"
+    );
+
+    // An archive without the entry (as every archive written before it existed) loads with an
+    // empty history.
+    let old = tempfile::tempdir().unwrap();
+    let (path, _) = save(old.path(), &p);
+    assert!(!read_entries(&path).iter().any(|(n, _)| n == "history.json"));
+    let (loaded, _) = load(&path).unwrap();
+    assert!(loaded.history.is_empty());
+    assert!(read_history(&path).unwrap().is_empty());
+    let info = inspect_archive(&path).unwrap();
+    assert!(info.to_string().contains("history: none stored"));
+}
+
+#[test]
+fn refuses_invalid_histories_on_save_and_on_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = full_params(1);
+    let path = dir.path().join("wts.h5.zip");
+    let model = Tiny::new(&p).unwrap();
+    type Edit = fn(&mut [LossRecord]);
+    let cases: [(&str, Edit); 3] = [
+        ("val_loss is NaN", |h| h[2].val_loss = Some(f64::NAN)),
+        ("epoch 0 follows epoch 0", |h| h[0].epoch = 0),
+        ("epoch 2 follows epoch 2", |h| h[2].epoch = 2),
+    ];
+    for (needle, edit) in cases {
+        let mut h = history();
+        edit(&mut h);
+        let opts = SaveOptions {
+            history: h,
+            ..Default::default()
+        };
+        let err = save_archive(&path, &model, &p, &opts).unwrap_err();
+        assert!(matches!(err, PersistError::InvalidValue { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("history.json") && msg.contains(needle),
+            "{msg}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    let good = save_with_history(dir.path(), &p, history());
+    for (name, body) in [
+        ("notalist.zip", br#"{"epoch": 1}"#.to_vec()),
+        ("badepochs.zip", br#"[{"epoch": 2, "loss": 1, "val_loss": null, "nll": 1, "mae": 0, "lr": 1}, {"epoch": 1, "loss": 1, "val_loss": null, "nll": 1, "mae": 0, "lr": 1}]"#.to_vec()),
+    ] {
+        let bad = dir.path().join(name);
+        tamper(&good, &bad, |e| {
+            e.iter_mut().find(|(n, _)| n == "history.json").unwrap().1 = body
+        });
+        let err = load(&bad).unwrap_err();
+        assert!(matches!(err, PersistError::BadHistory { .. }), "{err}");
+        assert_names(&err, &bad, "history.json");
+        assert!(read_history(&bad).is_err());
+        assert!(inspect_archive(&bad).is_err());
+    }
 }
 
 // ---------------------------------------------------------------- refusals

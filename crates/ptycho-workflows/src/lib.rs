@@ -1,5 +1,6 @@
 //! ptycho-workflows: the NPZ data contract, grouping, normalisation, ground-truth patches,
-//! simulation, stitching and evaluation metrics (training and inference compose them).
+//! simulation, stitching and evaluation metrics (training and inference compose them), and the
+//! Ptychodus NPZ product writer ([`product`]).
 //!
 //! Settings come from `ptycho-config` as `&Valid<…>` (training, inference, simulation,
 //! evaluation, grouping); what is checked here depends on the data or a loaded archive.
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod model_inputs;
 pub mod normalize;
 pub mod patches;
+pub mod product;
 pub mod reconstruction;
 pub mod simulate;
 pub mod stitch;
@@ -29,5 +31,6 @@ pub use evaluate::{Evaluation, evaluate, evaluate_files};
 pub use grouping::{GroupedData, group, group_with_indices};
 pub use infer::{InferResult, InferRuntime, infer};
 pub use patches::PatchConvention;
+pub use product::{ProductMetadata, write_ptychodus_product};
 pub use reconstruction::Reconstruction;
 pub use simulate::simulate_lines;

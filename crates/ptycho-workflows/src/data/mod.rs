@@ -11,6 +11,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::error::{Result, WorkflowError};
+pub(crate) use metadata::UnicodeScalar;
 pub(crate) use npz::Reader as NpzFile;
 use npz::{Reader, to_rank};
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::imaging::{Series, write_line_chart};
-use ptycho_persist::write_atomic;
+use ptycho_persist::{LossRecord, write_atomic};
 
 /// One epoch. Losses are sample-weighted means over the epoch's batches (Keras' running mean);
 /// `loss` = `nll_weight·nll + mae_weight·mae`, NLL in expected-count units, MAE on scaled
@@ -30,6 +30,26 @@ pub struct EpochRecord {
     pub seconds: f64,
     /// Training groups per second.
     pub samples_per_s: f64,
+}
+
+impl EpochRecord {
+    /// The record the model archive keeps (`history.json`): epoch, losses and learning rate,
+    /// without the timings.
+    pub fn to_loss_record(&self) -> LossRecord {
+        LossRecord {
+            epoch: self.epoch as u64,
+            loss: self.loss,
+            val_loss: self.val_loss,
+            nll: self.nll,
+            mae: self.mae,
+            lr: self.lr,
+        }
+    }
+}
+
+/// The history as the model archive keeps it ([`EpochRecord::to_loss_record`] of each epoch).
+pub fn to_loss_records(history: &[EpochRecord]) -> Vec<LossRecord> {
+    history.iter().map(EpochRecord::to_loss_record).collect()
 }
 
 /// Header of `history.csv`.
@@ -108,5 +128,18 @@ mod tests {
         assert_eq!(lines[0], CSV_HEADER);
         assert_eq!(lines[1], "1,2.5,2.5,0,2,0.001,1.5,20");
         assert_eq!(lines[2], "2,2,2,0,,0.0005,1,30");
+        let kept = to_loss_records(&h);
+        assert_eq!(
+            kept[1],
+            LossRecord {
+                epoch: 2,
+                loss: 2.0,
+                val_loss: None,
+                nll: 2.0,
+                mae: 0.0,
+                lr: 5e-4,
+            }
+        );
+        assert_eq!(kept[0].val_loss, Some(2.0));
     }
 }

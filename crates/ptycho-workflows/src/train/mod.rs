@@ -483,6 +483,7 @@ fn run(
         &params,
         &SaveOptions {
             overwrite: opts.overwrite || opts.resume,
+            history: history::to_loss_records(&state.history),
         },
     )?;
     tracing::info!(path = %archive_path.display(), "model archive written");
