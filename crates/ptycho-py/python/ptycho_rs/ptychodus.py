@@ -16,7 +16,8 @@ detector's dtype); ptycho's are amplitudes, so the patterns are square-rooted he
 Ptychodus's own bad-pixel inpainting. Positions go through the product's object geometry
 (metres → object pixels) and the reconstruction comes back in that geometry: same pixel size,
 with the centre placed so that every scan position lands on the pixel ptycho stitched it at.
-A probe mode stack uses mode 0 (logged when there are more).
+A probe mode stack uses mode 0 (logged when there are more). Loss epochs handed to Ptychodus
+count from 0, as its own reconstructors and its NPZ reader's default do (ptycho counts from 1).
 """
 
 from __future__ import annotations
@@ -260,7 +261,7 @@ class PtychoRSReconstructor(TrainableReconstructor):
         )
         product = parameters.product
         object_out = _object_in_geometry(rec, product.object_)
-        losses = [LossValue(r.epoch, r.loss) for r in self._model.history]
+        losses = [LossValue(r.epoch - 1, r.loss) for r in self._model.history]
         yield ReconstructOutput(
             Product(
                 metadata=product.metadata,
@@ -332,9 +333,9 @@ class PtychoRSReconstructor(TrainableReconstructor):
             while True:
                 kind, value = events.get()
                 if kind == "epoch":
-                    training.append(LossValue(value.epoch, value.loss))
+                    training.append(LossValue(value.epoch - 1, value.loss))
                     if value.val_loss is not None:
-                        validation.append(LossValue(value.epoch, value.val_loss))
+                        validation.append(LossValue(value.epoch - 1, value.val_loss))
                     yield TrainOutput(list(training), list(validation), progress=value.epoch)
                 elif kind == "done":
                     self._model = value
