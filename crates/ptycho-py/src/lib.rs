@@ -181,6 +181,9 @@ fn load_model(py: Python<'_>, path: PathBuf) -> PyResult<String> {
     json_text(&info)
 }
 
+/// What [`reconstruct`] returns: object, origin `(x, y)`, stitch crop, report JSON.
+type Reconstructed<'py> = (Bound<'py, PyArray2<Complex32>>, (f64, f64), usize, String);
+
 /// Reconstruct a scan dict with the model archive at `archive` (settings: `InferenceConfig`
 /// keys). Returns `(object complex64 (H, W), origin [x, y] in object pixels, stitch_crop,
 /// report JSON)`.
@@ -192,7 +195,7 @@ fn reconstruct<'py>(
     scan: &Bound<'py, PyDict>,
     settings_json: &str,
     device_name: &str,
-) -> PyResult<(Bound<'py, PyArray2<Complex32>>, (f64, f64), usize, String)> {
+) -> PyResult<Reconstructed<'py>> {
     let raw = scan_from_dict(scan)?;
     let cfg = settings::<InferenceConfig>(settings_json, "ptycho_rs.reconstruct settings")?
         .validate()
