@@ -124,7 +124,10 @@ fn no_crate_has_a_module_cycle() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 6, "expected the six library/binary crates (ptycho-py included)");
+    assert_eq!(
+        checked, 6,
+        "expected the six library/binary crates (ptycho-py included)"
+    );
 }
 
 #[test]
