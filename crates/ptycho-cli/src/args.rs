@@ -25,7 +25,7 @@ fn base<T: ConfigFile>(config: Option<&Path>) -> Result<T, ConfigError> {
 /// `--config FILE` and the training overrides, resolved into a validated training config.
 #[derive(Debug, Clone, Default, Args)]
 pub struct TrainingArgs {
-    /// Training config file (.toml or .json); its keys override the defaults, flags override it.
+    /// Training config file (.toml, .json or .yaml/.yml); its keys override the defaults, flags override it.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -333,7 +333,7 @@ impl TrainingOverrides {
 /// `--config FILE` and the inference overrides, resolved into a validated inference config.
 #[derive(Debug, Clone, Default, Args)]
 pub struct InferenceArgs {
-    /// Inference config file (.toml or .json); its keys override the defaults, flags override it.
+    /// Inference config file (.toml, .json or .yaml/.yml); its keys override the defaults, flags override it.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -415,7 +415,7 @@ fn sim_object_parser() -> impl TypedValueParser<Value = SimObject> {
 /// `--config FILE` and the simulation overrides, resolved into a validated simulation config.
 #[derive(Debug, Clone, Default, Args)]
 pub struct SimulationArgs {
-    /// Simulation config file (.toml or .json); its keys override the defaults, flags override it.
+    /// Simulation config file (.toml, .json or .yaml/.yml); its keys override the defaults, flags override it.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -479,7 +479,7 @@ impl SimulationOverrides {
 /// `--config FILE` and the evaluation overrides, resolved into a validated evaluation config.
 #[derive(Debug, Clone, Default, Args)]
 pub struct EvaluationArgs {
-    /// Evaluation config file (.toml or .json); its keys override the defaults, flags override it.
+    /// Evaluation config file (.toml, .json or .yaml/.yml); its keys override the defaults, flags override it.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
 

@@ -23,10 +23,10 @@ pub enum ConfigError {
     /// The file was read but is not a config file (too large, not UTF-8 text).
     #[error("{origin}: cannot read config file: {reason}")]
     NotText { origin: String, reason: String },
-    /// The config file's extension is neither `.toml` nor `.json`.
-    #[error("{origin}: unsupported config file type (expected a .toml or .json file)")]
+    /// The config file's extension is none of `.toml`, `.json`, `.yaml`, `.yml`.
+    #[error("{origin}: unsupported config file type (expected a .toml, .json, .yaml or .yml file)")]
     UnsupportedFormat { origin: String },
-    /// The file is not valid TOML / JSON.
+    /// The file is not valid TOML / JSON / YAML.
     #[error("{origin}: {format} syntax error at line {line}, column {column}: {message}")]
     Syntax {
         origin: String,

@@ -1,9 +1,12 @@
-//! Config files (TOML or JSON, chosen by extension): one loader for every settings struct
+//! Config files (TOML, JSON or YAML, chosen by extension): one loader for every settings struct
 //! ([`ConfigFile`]: training, inference, simulation, evaluation).
 //!
 //! A file holds the fields of one struct, e.g. [`TrainingConfig`]; for the structs with a model
-//! (training, inference) the model fields go in a `[model]` table (`"model": {...}` in JSON) or, as
-//! in the reference's YAML files, at the top level.
+//! (training, inference) the model fields go in a `[model]` table (`"model": {...}` in JSON,
+//! `model:` in YAML) or, as in the reference's YAML files, at the top level. The grouping keys
+//! (`n_groups`, `n_subsample`, `neighbor_count`, ...) may also sit in a `sampling` table, as in
+//! the reference's example YAML files. All three formats go through the same decoder, so their
+//! errors are the same.
 //! Absent keys keep their defaults; precedence is defaults < file < command-line flags (the flags
 //! are applied by the caller, then `validate()` runs). Errors name the file and the key: unknown
 //! key (with a suggestion), key given twice, wrong type, or a value out of range.
@@ -16,6 +19,17 @@
 //! [model]
 //! N = 64
 //! gridsize = 2
+//! ```
+//!
+//! The same in the reference's YAML:
+//!
+//! ```yaml
+//! nepochs: 10
+//! batch_size: 8
+//! train_data_file: data/train.npz
+//! model:
+//!   N: 64
+//!   gridsize: 2
 //! ```
 
 use std::path::Path;
@@ -61,10 +75,12 @@ config_file!(
 pub enum FileFormat {
     Toml,
     Json,
+    /// YAML 1.2 (`.yaml` / `.yml`), the format of the reference's config files.
+    Yaml,
 }
 
 impl FileFormat {
-    /// The format of `path` by its extension (`.toml` / `.json`, any case).
+    /// The format of `path` by its extension (`.toml` / `.json` / `.yaml` / `.yml`, any case).
     pub fn from_path(path: &Path) -> Result<FileFormat, ConfigError> {
         match path
             .extension()
@@ -74,6 +90,7 @@ impl FileFormat {
         {
             Some("toml") => Ok(FileFormat::Toml),
             Some("json") => Ok(FileFormat::Json),
+            Some("yaml" | "yml") => Ok(FileFormat::Yaml),
             _ => Err(ConfigError::UnsupportedFormat {
                 origin: path.display().to_string(),
             }),
@@ -210,6 +227,23 @@ fn parse_table(
                 message: one_line(&strip_position(&e.to_string())),
             })?
         }
+        FileFormat::Yaml => {
+            let value = serde_norway::from_str::<serde_norway::Value>(text).map_err(|e| {
+                let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+                ConfigError::Syntax {
+                    origin: origin.to_string(),
+                    format: "YAML",
+                    line,
+                    column,
+                    message: one_line(&strip_position(&e.to_string())),
+                }
+            })?;
+            match value {
+                // An empty document (or one of comments only) sets nothing, as in TOML.
+                serde_norway::Value::Null => Value::Object(Map::new()),
+                other => yaml_to_json(other, "", origin)?,
+            }
+        }
     };
     match value {
         Value::Object(m) => Ok(m),
@@ -247,6 +281,59 @@ fn reject_non_finite(table: &toml::Table, prefix: &str, origin: &str) -> Result<
     Ok(())
 }
 
+/// A YAML value as JSON (our common representation), refusing what JSON cannot hold, naming the
+/// key: non-finite numbers (`.nan`, `.inf`), mapping keys that are not strings, tagged values.
+fn yaml_to_json(v: serde_norway::Value, key: &str, origin: &str) -> Result<Value, ConfigError> {
+    use serde_norway::Value as Y;
+    let wrong = |message: String| ConfigError::WrongType {
+        origin: origin.to_string(),
+        key: if key.is_empty() { "(top level)" } else { key }.to_string(),
+        message,
+    };
+    Ok(match v {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => {
+            if let Some(i) = n.as_u64() {
+                Value::from(i)
+            } else if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                serde_json::Number::from_f64(f)
+                    .map(Value::Number)
+                    .ok_or_else(|| wrong(format!("{f} is not a finite number")))?
+            }
+        }
+        Y::String(s) => Value::String(s),
+        Y::Sequence(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|x| yaml_to_json(x, key, origin))
+                .collect::<Result<_, _>>()?,
+        ),
+        Y::Mapping(m) => {
+            let mut out = Map::new();
+            for (k, x) in m {
+                let Y::String(k) = k else {
+                    return Err(wrong(format!(
+                        "keys must be strings, found {}",
+                        serde_norway::to_string(&k).map_or_else(|_| "?".into(), |t| one_line(&t))
+                    )));
+                };
+                let sub = if key.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{key}.{k}")
+                };
+                out.insert(k, yaml_to_json(x, &sub, origin)?);
+            }
+            Value::Object(out)
+        }
+        Y::Tagged(t) => return Err(wrong(format!("YAML tags are not supported ({})", t.tag))),
+    })
+}
+
 /// serde_json appends " at line L column C"; we report the position separately.
 fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
@@ -269,6 +356,18 @@ fn kind(v: &Value) -> &'static str {
 /// Deprecated or alternative spellings → serde field names.
 const MODEL_ALIASES: &[(&str, &str)] = &[("n", "N")];
 const CONFIG_ALIASES: &[(&str, &str)] = &[("n_images", "n_groups")];
+
+/// The keys a `sampling` table may hold (the reference's example YAML files group them so); each
+/// means the same as at the top level.
+const SAMPLING_KEYS: &[&str] = &[
+    "n_groups",
+    "n_subsample",
+    "subsample_seed",
+    "neighbor_count",
+    "sequential_sampling",
+    "enable_oversampling",
+    "neighbor_pool_size",
+];
 
 fn canonical<'a>(key: &'a str, aliases: &[(&'static str, &'static str)]) -> &'a str {
     aliases
@@ -360,6 +459,37 @@ where
             }
             continue;
         }
+        if key == "sampling" {
+            let Value::Object(sampling) = value else {
+                return Err(ConfigError::WrongType {
+                    origin: origin.to_string(),
+                    key,
+                    message: format!("expected a table of sampling keys, found {}", kind(&value)),
+                });
+            };
+            let known: Vec<&str> = SAMPLING_KEYS
+                .iter()
+                .copied()
+                .filter(|f| config_fields.contains_key(*f))
+                .collect();
+            for (k, v) in sampling {
+                let field = canonical(&k, CONFIG_ALIASES);
+                if !known.contains(&field) {
+                    return Err(ConfigError::UnknownKey {
+                        origin: origin.to_string(),
+                        hint: suggestion(&k, known.iter().copied()),
+                        key: format!("sampling.{k}"),
+                    });
+                }
+                let entry = Entry {
+                    field: field.to_string(),
+                    shown: format!("sampling.{k}"),
+                    value: v,
+                };
+                push_unique(&mut entries, entry, origin)?;
+            }
+            continue;
+        }
         let model_field = canonical(&key, MODEL_ALIASES);
         let config_field = canonical(&key, CONFIG_ALIASES);
         if config_fields.contains_key(config_field) {
@@ -427,6 +557,119 @@ mod tests {
         // untouched keys keep their defaults
         assert_eq!(c.nphotons, 1e9);
         assert_eq!(c.model.probe_scale, 4.0);
+    }
+
+    fn yaml(text: &str) -> Result<TrainingConfig, ConfigError> {
+        parse_training_config(text, FileFormat::Yaml, "run.yaml")
+    }
+
+    /// A training config as the reference's YAML files are written (flat model keys, quoted
+    /// words, `n_images`, floats for counts): every value lands in its field.
+    #[test]
+    fn reference_style_yaml_loads() {
+        let c = yaml(
+            "# gridsize-2 comparison run\n\
+             N: 128\ngridsize: 2\nn_filters_scale: 1\nmodel_type: 'pinn'\n\
+             amp_activation: 'swish'\nobject_big: true\nprobe_big: false\nprobe_mask: true\n\
+             pad_object: true\nprobe_scale: 10.0\nnepochs: 7\nbatch_size: 8\n\
+             output_dir: \"cmp_outputs\"\ntrain_data_file: \"train.npz\"\n\
+             test_data_file: test.npz\nn_images: 300\nnphotons: 1000.0\nnll_weight: 1.0\n\
+             mae_weight: 0.0\nprobe_trainable: true\nintensity_scale_trainable: true\n\
+             positions_provided: true\nneighbor_count: 5\nlearning_rate: 2.0e-3\n",
+        )
+        .unwrap();
+        let m = &c.model;
+        assert_eq!((m.n, m.gridsize, m.n_filters_scale), (128, 2, 1));
+        assert_eq!(m.amp_activation, AmpActivation::Swish);
+        assert!(m.object_big && !m.probe_big && m.probe_mask && m.pad_object);
+        assert_eq!(m.probe_scale, 10.0);
+        assert_eq!((c.nepochs, c.batch_size, c.n_groups), (7, 8, 300));
+        assert_eq!(c.output_dir, PathBuf::from("cmp_outputs"));
+        assert_eq!(c.train_data_file, Some(PathBuf::from("train.npz")));
+        assert_eq!(c.test_data_file, Some(PathBuf::from("test.npz")));
+        assert_eq!((c.nphotons, c.nll_weight, c.mae_weight), (1000.0, 1.0, 0.0));
+        assert!(c.probe_trainable && c.intensity_scale_trainable && c.positions_provided);
+        assert_eq!((c.neighbor_count, c.learning_rate), (5, 2e-3));
+        assert!(c.validate().is_ok());
+    }
+
+    /// Nested `model:` and `sampling:` tables (the reference's example files), and the same
+    /// values as TOML give the same config.
+    #[test]
+    fn yaml_nested_tables_match_toml() {
+        let y = yaml(
+            "model:\n  gridsize: 2\n  N: 64\nsampling:\n  n_subsample: 512\n  n_groups: 1024\n\
+             \x20 neighbor_count: 7\n  enable_oversampling: true\n  neighbor_pool_size: 7\n\
+             \x20 subsample_seed: 42\nnepochs: 50\nnphotons: 1e6\n",
+        )
+        .unwrap();
+        let t = toml(
+            "nepochs = 50\nnphotons = 1e6\nn_subsample = 512\nn_groups = 1024\n\
+             neighbor_count = 7\nenable_oversampling = true\nneighbor_pool_size = 7\n\
+             subsample_seed = 42\n[model]\ngridsize = 2\nN = 64\n",
+        )
+        .unwrap();
+        assert_eq!(y, t);
+        assert_eq!(
+            (y.n_groups, y.n_subsample, y.neighbor_count),
+            (1024, Some(512), 7)
+        );
+        assert_eq!(y.nphotons, 1e6);
+        // An empty file (or one of comments only) sets nothing.
+        assert_eq!(yaml("# nothing\n").unwrap(), TrainingConfig::default());
+        // The JSON-style flow syntax is YAML too.
+        let c = yaml("{nepochs: 2, model: {N: 128}}").unwrap();
+        assert_eq!((c.nepochs, c.model.n), (2, 128));
+    }
+
+    /// YAML errors are the TOML/JSON errors: file, key, suggestion; position of a syntax error.
+    #[test]
+    fn yaml_errors_name_file_and_key() {
+        let e = yaml("nepochs: 3\nbatch_sise: 8\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "run.yaml: unknown key `batch_sise` (did you mean `batch_size`?)"
+        );
+        let e = yaml("model:\n  gridsze: 2\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "run.yaml: unknown key `model.gridsze` (did you mean `gridsize`?)"
+        );
+        let e = yaml("sampling:\n  neighbour_count: 7\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "run.yaml: unknown key `sampling.neighbour_count` (did you mean `neighbor_count`?)"
+        );
+        let e = yaml("sampling:\n  nepochs: 7\n").unwrap_err();
+        assert_eq!(e.key(), Some("sampling.nepochs"));
+        let e = yaml("nepochs: ten\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "run.yaml: wrong value for key `nepochs`: invalid type: string \"ten\", expected usize"
+        );
+        let e = yaml("model:\n  probe_scale: .nan\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "run.yaml: wrong value for key `model.probe_scale`: NaN is not a finite number"
+        );
+        let e = yaml("nepochs: 3\ngridsize: 2\nmodel:\n  gridsize: 1\n").unwrap_err();
+        assert!(e.to_string().contains("given twice"), "{e}");
+        let e = yaml("nepochs: 3\nnepochs: 4\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with("run.yaml: YAML syntax error"),
+            "{e}"
+        );
+        let e = yaml("nepochs: 3\nbatch_size: [8\n").unwrap_err();
+        let s = e.to_string();
+        assert!(s.starts_with("run.yaml: YAML syntax error at line "), "{s}");
+        assert!(!s.contains('\n'), "{s}");
+        let e = yaml("- 1\n- 2\n").unwrap_err();
+        assert_eq!(e.key(), Some("(top level)"));
+        let e = yaml("batch_size: 12\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "run.yaml: invalid value for `batch_size`: 12 (must be a power of two: 1, 2, 4, 8, 16, ...)"
+        );
     }
 
     #[test]
@@ -547,9 +790,19 @@ mod tests {
         std::fs::write(&j, r#"{"nepochs": 4}"#).unwrap();
         assert_eq!(load_config_file(&j).unwrap().nepochs, 4);
         let y = dir.join("c.yaml");
-        std::fs::write(&y, "nepochs: 4").unwrap();
-        let e = load_config_file(&y).unwrap_err().to_string();
-        assert!(e.contains("c.yaml") && e.contains(".toml or .json"), "{e}");
+        std::fs::write(&y, "nepochs: 5\nmodel:\n  gridsize: 2\n").unwrap();
+        let c = load_config_file(&y).unwrap();
+        assert_eq!((c.nepochs, c.model.gridsize), (5, 2));
+        let y = dir.join("d.YML");
+        std::fs::write(&y, "nepochs: 6").unwrap();
+        assert_eq!(load_config_file(&y).unwrap().nepochs, 6);
+        let ini = dir.join("c.ini");
+        std::fs::write(&ini, "nepochs = 4").unwrap();
+        let e = load_config_file(&ini).unwrap_err().to_string();
+        assert!(
+            e.contains("c.ini") && e.contains(".toml, .json, .yaml or .yml"),
+            "{e}"
+        );
         let missing = dir.join("missing.toml");
         let e = load_config_file(&missing).unwrap_err().to_string();
         assert!(e.contains("missing.toml: cannot read config file"), "{e}");
