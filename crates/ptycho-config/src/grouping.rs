@@ -89,15 +89,15 @@ mod tests {
     fn inference_grouping_uses_the_reference_count_and_seed() {
         let cfg = InferenceConfig {
             n_groups: Some(10),
-            neighbor_count: 7,
+            neighbor_count: Some(7),
             ..Default::default()
         }
         .validate()
         .unwrap();
-        let g = cfg.grouping(100, 2);
+        let g = cfg.grouping(100, 2).unwrap();
         assert_eq!((g.n_groups, g.neighbor_count, g.seed), (10, 7, 45));
         assert!(!g.sequential_sampling);
-        assert_eq!(cfg.grouping(12, 2).n_groups, 3);
-        assert_eq!(cfg.grouping(3, 2).n_groups, 1);
+        assert_eq!(cfg.grouping(12, 2).unwrap().n_groups, 3);
+        assert_eq!(cfg.grouping(3, 2).unwrap().n_groups, 1);
     }
 }

@@ -11,6 +11,11 @@ use crate::model::ModelConfig;
 /// M an evaluation uses when neither its settings nor the reconstruction name one.
 pub const DEFAULT_STITCH_CROP: usize = 20;
 
+/// K of the reference (`neighbor_count = 4`); an inference without an explicit K takes
+/// `max(DEFAULT_NEIGHBOR_COUNT, gridsize²)` with the archive's gridsize (see
+/// [`InferenceConfig::neighbor_count_for`]).
+pub const DEFAULT_NEIGHBOR_COUNT: usize = 4;
+
 /// Everything an inference run needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -29,8 +34,10 @@ pub struct InferenceConfig {
     pub n_subsample: Option<usize>,
     /// Seed of that subsampling.
     pub subsample_seed: Option<u64>,
-    /// K of the nearest-neighbour grouping; K ≥ C.
-    pub neighbor_count: usize,
+    /// K of the nearest-neighbour grouping; K ≥ C when given. None = `max(4, C)` with the
+    /// archive's C = gridsize², so that a model of any gridsize reconstructs without settings
+    /// (the reference's fixed K = 4 cannot group a gridsize-3 model).
+    pub neighbor_count: Option<usize>,
     /// The reference's debug flag (kept in the legacy view; no effect here).
     pub debug: bool,
     /// Output directory. Legacy key `output_prefix`.
@@ -57,7 +64,7 @@ impl Default for InferenceConfig {
             n_groups: None,
             n_subsample: None,
             subsample_seed: None,
-            neighbor_count: 4,
+            neighbor_count: None,
             debug: false,
             output_dir: PathBuf::from("inference_outputs"),
             enable_oversampling: false,
@@ -84,6 +91,14 @@ impl InferenceConfig {
         };
         count.max(1)
     }
+
+    /// K for a model of `gridsize` (the archive's): the configured K, else
+    /// `max(DEFAULT_NEIGHBOR_COUNT, gridsize²)`. Whether a configured K is large enough is checked
+    /// by `Valid<InferenceConfig>::grouping`.
+    pub fn neighbor_count_for(&self, gridsize: usize) -> usize {
+        self.neighbor_count
+            .unwrap_or(DEFAULT_NEIGHBOR_COUNT.max(gridsize * gridsize))
+    }
 }
 
 #[cfg(test)]
@@ -106,5 +121,20 @@ mod tests {
         assert_eq!(count(Some(10), 100, 2), 10);
         assert_eq!(count(Some(80), 100, 2), 25);
         assert_eq!(count(None, 3, 2), 1);
+    }
+
+    #[test]
+    fn default_k_covers_the_group_size() {
+        let auto = InferenceConfig::default();
+        assert_eq!(auto.neighbor_count, None);
+        assert_eq!(
+            [1, 2, 3, 4].map(|g| auto.neighbor_count_for(g)),
+            [4, 4, 9, 16]
+        );
+        let k5 = InferenceConfig {
+            neighbor_count: Some(5),
+            ..Default::default()
+        };
+        assert_eq!([1, 3].map(|g| k5.neighbor_count_for(g)), [5, 5]);
     }
 }

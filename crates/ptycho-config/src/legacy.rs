@@ -332,7 +332,7 @@ mod tests {
             n_groups: Some(100),
             n_subsample: None,
             subsample_seed: Some(3),
-            neighbor_count: 7,
+            neighbor_count: Some(7),
             debug: true,
             output_dir: PathBuf::from("inf"),
             enable_oversampling: true,

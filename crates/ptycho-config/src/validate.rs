@@ -13,7 +13,7 @@ use std::ops::Deref;
 use crate::error::ConfigError;
 use crate::evaluation::EvaluationConfig;
 use crate::grouping::GroupingConfig;
-use crate::inference::InferenceConfig;
+use crate::inference::{DEFAULT_NEIGHBOR_COUNT, InferenceConfig};
 use crate::model::ModelConfig;
 use crate::simulation::SimulationConfig;
 use crate::training::TrainingConfig;
@@ -171,7 +171,7 @@ impl TrainingConfig {
         ensure(self.n_groups > 0, "n_groups", self.n_groups, "must be ≥ 1")?;
         check_sampling_fields(
             self.n_subsample,
-            self.neighbor_count,
+            Some(self.neighbor_count),
             self.neighbor_pool_size,
             &self.output_dir,
         )?;
@@ -217,17 +217,14 @@ impl TrainingConfig {
 /// Rules shared by training and inference: subsampling, neighbour counts, output directory.
 fn check_sampling_fields(
     n_subsample: Option<usize>,
-    neighbor_count: usize,
+    neighbor_count: Option<usize>,
     neighbor_pool_size: Option<usize>,
     output_dir: &std::path::Path,
 ) -> Result<(), ConfigError> {
     at_least_one_if_given("n_subsample", n_subsample)?;
-    ensure(
-        neighbor_count >= 1,
-        "neighbor_count",
-        neighbor_count,
-        "must be ≥ 1",
-    )?;
+    if let Some(k) = neighbor_count {
+        ensure(k >= 1, "neighbor_count", k, "must be ≥ 1")?;
+    }
     at_least_one_if_given("neighbor_pool_size", neighbor_pool_size)?;
     ensure(
         !output_dir.as_os_str().is_empty(),
@@ -261,7 +258,13 @@ impl InferenceConfig {
     /// Rules that relate several fields. (`stitch_crop` ≤ N is checked against the archive's N
     /// when it is loaded: the archive, not `model`, decides N.)
     pub fn check_relations(&self) -> Result<(), ConfigError> {
-        check_neighbours(&self.model, self.neighbor_count, self.neighbor_pool_size)
+        // The model here is the config's (the archive's replaces it); an explicit K is checked
+        // again against the archive's gridsize by `grouping`.
+        check_neighbours(
+            &self.model,
+            self.neighbor_count_for(self.model.gridsize),
+            self.neighbor_pool_size,
+        )
     }
 
     /// All rules; the only way to a [`Valid<InferenceConfig>`]. Whether `model_path` holds an
@@ -348,16 +351,33 @@ impl Valid<TrainingConfig> {
 
 impl Valid<InferenceConfig> {
     /// The grouping settings of an inference on `total` scan points with a model of `gridsize`
-    /// (the archive's): [`InferenceConfig::group_count`] groups, random seeds.
-    pub fn grouping(&self, total: usize, gridsize: usize) -> Valid<GroupingConfig> {
-        Valid(GroupingConfig {
+    /// (the archive's): [`InferenceConfig::group_count`] groups, random seeds, K from
+    /// [`InferenceConfig::neighbor_count_for`]. A configured K smaller than the model's group
+    /// size C = gridsize² is refused, naming the key and the flag.
+    pub fn grouping(
+        &self,
+        total: usize,
+        gridsize: usize,
+    ) -> Result<Valid<GroupingConfig>, ConfigError> {
+        let c = gridsize * gridsize;
+        let k = self.neighbor_count_for(gridsize);
+        ensure(
+            c <= 1 || k >= c,
+            "neighbor_count",
+            k,
+            &format!(
+                "must be ≥ the model's gridsize² = {c}; leave --neighbor-count unset for \
+                 max({DEFAULT_NEIGHBOR_COUNT}, gridsize²)"
+            ),
+        )?;
+        Ok(Valid(GroupingConfig {
             n_groups: self.group_count(total, gridsize),
-            neighbor_count: self.neighbor_count,
+            neighbor_count: k,
             seed: self.seed,
             sequential_sampling: false,
             enable_oversampling: self.enable_oversampling,
             neighbor_pool_size: self.neighbor_pool_size,
-        })
+        }))
     }
 }
 
@@ -578,9 +598,37 @@ mod tests {
         assert_eq!(
             bad(|c| {
                 c.model.gridsize = 2;
-                c.neighbor_count = 2
+                c.neighbor_count = Some(2)
             }),
             "neighbor_count"
+        );
+        assert_eq!(bad(|c| c.neighbor_count = Some(0)), "neighbor_count");
+        // Without a K the config's gridsize never fails it (K = max(4, C)).
+        let mut c = InferenceConfig::default();
+        c.model.gridsize = 3;
+        assert!(c.validate().is_ok());
+    }
+
+    /// The archive decides C: without a K every gridsize groups (K = max(4, C)); a K too small
+    /// for the archive's gridsize is refused with a one-line error naming key and flag.
+    #[test]
+    fn inference_k_against_the_archive_gridsize() {
+        let auto = InferenceConfig::default().validate().unwrap();
+        let ks = [1, 2, 3].map(|g| auto.grouping(100, g).unwrap().neighbor_count);
+        assert_eq!(ks, [4, 4, 9]);
+        let k4 = InferenceConfig {
+            neighbor_count: Some(4),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(k4.grouping(100, 2).unwrap().neighbor_count, 4);
+        assert_eq!(k4.grouping(100, 1).unwrap().neighbor_count, 4);
+        let e = k4.grouping(100, 3).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid value for `neighbor_count`: 4 (must be ≥ the model's gridsize² = 9; leave \
+             --neighbor-count unset for max(4, gridsize²))"
         );
     }
 }

@@ -118,7 +118,7 @@ pub fn infer(
         }
         _ => test,
     };
-    let grouping = cfg.grouping(test.n_points(), params.gridsize());
+    let grouping = cfg.grouping(test.n_points(), params.gridsize())?;
     let grouped = group(test, &params, &grouping)?;
 
     let t0 = Instant::now();
