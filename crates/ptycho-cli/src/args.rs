@@ -16,6 +16,38 @@ use ptycho_config::{
     AmpActivation, ConfigError, EvaluationConfig, InferenceConfig, ModelType, SimObject,
     SimulationConfig, TrainingConfig, Valid, load_file,
 };
+use ptycho_model::DeviceKind;
+
+/// Flags every `ptycho` command accepts, with one meaning (flattened into each command's args).
+#[derive(Debug, Clone, Default, Args)]
+pub struct CommonArgs {
+    /// No progress bar, step lines or notes on stderr; results on stdout and errors are still
+    /// printed. Default: off.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+fn device_parser(s: &str) -> Result<DeviceKind, String> {
+    s.parse::<DeviceKind>().map_err(|e| e.to_string())
+}
+
+/// `--device`, for the commands that run a model (train, infer, run); one parser and help.
+#[derive(Debug, Clone, Args)]
+pub struct DeviceArgs {
+    /// Backend: cpu (= flex, pure Rust), tch-cpu or cuda[:N] (libtorch; needs a build with
+    /// `--features tch`). Default: cpu.
+    #[arg(long = "device", id = "device", value_name = "DEVICE", default_value = "cpu", hide_default_value = true, value_parser = device_parser)]
+    pub kind: DeviceKind,
+}
+
+/// `--overwrite`, for the commands whose outputs are kept unless it is given (train, run).
+#[derive(Debug, Clone, Default, Args)]
+pub struct OverwriteArgs {
+    /// Replace the model archive and checkpoint of an earlier run in the output directory
+    /// (without it the command stops before training). Default: off.
+    #[arg(long)]
+    pub overwrite: bool,
+}
 
 /// The defaults, or the config file's values over them.
 fn base<T: ConfigFile>(config: Option<&Path>) -> Result<T, ConfigError> {
@@ -375,8 +407,9 @@ pub struct InferenceOverrides {
     /// Seed of the subsampling. Default: none (the grouping seed).
     #[arg(long, visible_alias = "subsample_seed", value_name = "INT")]
     pub subsample_seed: Option<u64>,
-    /// K, neighbours considered per group at gridsize > 1 (K ≥ the model's gridsize²). Default: 4.
-    #[arg(long, visible_alias = "neighbor_count", value_name = "INT")]
+    /// K, neighbours considered per group at gridsize > 1 (K ≥ the model's gridsize²). Default:
+    /// none (max(4, gridsize²) with the model's gridsize: 4 up to gridsize 2, 9 at gridsize 3).
+    #[arg(long, visible_aliases = ["neighbor_count", "K"], value_name = "INT")]
     pub neighbor_count: Option<usize>,
     /// Seed of the grouping draw. Default: 45.
     #[arg(long, value_name = "INT")]
@@ -834,6 +867,33 @@ mod tests {
                 file.display()
             )
         );
+    }
+
+    /// Every inference flag lands in its field, under the kebab, reference and short spellings;
+    /// K is unset (max(4, gridsize²)) unless given.
+    #[test]
+    fn inference_flags_land_in_the_config() {
+        let parse = |argv: &[&str]| {
+            InferHarness::try_parse_from(std::iter::once("t").chain(argv.iter().copied()))
+                .unwrap()
+                .args
+                .resolve()
+        };
+        let cfg = parse(&[]).unwrap();
+        assert_eq!(cfg.neighbor_count, None);
+        for (k, sub, seed) in [
+            ("--neighbor-count", "--n-subsample", "--subsample-seed"),
+            ("--neighbor_count", "--n_subsample", "--subsample_seed"),
+            ("--K", "--n-subsample", "--subsample-seed"),
+        ] {
+            let cfg = parse(&[k, "9", sub, "50", seed, "7", "--n_images", "12"]).unwrap();
+            assert_eq!(cfg.neighbor_count, Some(9), "{k}");
+            assert_eq!(cfg.n_subsample, Some(50), "{sub}");
+            assert_eq!(cfg.subsample_seed, Some(7), "{seed}");
+            assert_eq!(cfg.n_groups, Some(12));
+        }
+        let e = parse(&["--neighbor-count", "0"]).unwrap_err().to_string();
+        assert!(e.starts_with("invalid value for `neighbor_count`: 0"), "{e}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use ptycho_model::DeviceKind;
 
+use crate::args::CommonArgs;
 use measure::run_part;
 use report::{BenchOptions, BenchPart, BenchReport, BenchSuite, Target};
 
@@ -62,6 +63,9 @@ pub struct BenchArgs {
     /// infer_patterns_per_s (minimum), stitch_ms (maximum), train_peak_rss_mib (maximum).
     #[arg(long = "target", value_name = "NAME=VALUE")]
     pub targets: Vec<Target>,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
@@ -120,7 +124,9 @@ fn run_device(args: &BenchArgs, device: DeviceKind) -> anyhow::Result<BenchRepor
     let exe = std::env::current_exe().context("locating the ptycho executable")?;
     let name = device.to_string();
     for part in BenchPart::ALL {
-        eprintln!("bench: {name}: {} ...", part_name(part));
+        if !args.common.quiet {
+            eprintln!("bench: {name}: {} ...", part_name(part));
+        }
         let mut cmd = Command::new(&exe);
         cmd.args(["bench", "--json", "--device", &name, "--only"])
             .arg(part_name(part))

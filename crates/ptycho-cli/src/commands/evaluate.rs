@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use ptycho_workflows::evaluate::evaluate_files;
 
-use crate::args::EvaluationArgs;
+use crate::args::{CommonArgs, EvaluationArgs};
 
 /// Compare a reconstruction (reconstruction.npz from `ptycho infer`) with the objectGuess of a
 /// data NPZ: the ground truth is cropped to the scanned region ± M/2, both images are
@@ -28,6 +28,9 @@ pub struct EvaluateArgs {
 
     #[command(flatten)]
     pub evaluation: EvaluationArgs,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {

@@ -5,15 +5,14 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Args;
-use ptycho_model::DeviceKind;
 use ptycho_persist::{read_history, resolve_archive_path};
 use ptycho_workflows::infer::{InferRuntime, infer};
 use ptycho_workflows::{ProductMetadata, RawData, write_ptychodus_product};
 
-use crate::args::InferenceArgs;
+use crate::args::{CommonArgs, DeviceArgs, InferenceArgs};
 
 /// Reconstruct the object of a test NPZ with a trained model: group the scan with the model's
-/// N and gridsize (K = 4 neighbours, seed 45 unless set), normalise the data, predict object
+/// N and gridsize (K = max(4, gridsize²) neighbours, seed 45 unless set), normalise the data, predict object
 /// patches, stitch their central M×M windows at the group centres and write reconstruction.npz
 /// (object complex64, amplitude/phase float32, origin float64 [x, y]),
 /// reconstructed_amplitude.png, reconstructed_phase.png and, when the test file has an
@@ -22,9 +21,11 @@ use crate::args::InferenceArgs;
 /// Settings: defaults < --config FILE < flags.
 #[derive(Debug, Args)]
 pub struct InferArgs {
-    /// Device: cpu|flex, tch-cpu, cuda, cuda:N (tch needs --features tch).
-    #[arg(long, value_name = "DEVICE", default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
 
     #[command(flatten)]
     pub inference: InferenceArgs,
@@ -88,7 +89,7 @@ fn product_name(test_path: &Path) -> String {
 }
 
 pub fn run(args: &InferArgs) -> anyhow::Result<ExitCode> {
-    let device: DeviceKind = args.device.parse()?;
+    let device = args.device.kind;
     let cfg = args.inference.resolve()?;
     let Some(model) = cfg.model_path.clone() else {
         bail!("no model: pass --model DIR|ZIP (or model_path in the config file)");
@@ -125,6 +126,13 @@ pub fn run(args: &InferArgs) -> anyhow::Result<ExitCode> {
         write_outputs: true,
     };
     let res = infer(&model, &test, &cfg, &run)?;
+    let gridsize = res.params.gridsize();
+    if !args.common.quiet && cfg.neighbor_count.is_none() && gridsize > 2 {
+        eprintln!(
+            "note: K = {} neighbours per group (max(4, gridsize²) for the model's gridsize {gridsize}); --neighbor-count sets it",
+            cfg.neighbor_count_for(gridsize)
+        );
+    }
     let (h, w) = res.reconstruction.object.dim();
     println!(
         "reconstructed {} groups ({} patterns, N = {}, gridsize = {}) in {:.2} s: {:.1} patterns/s on {}",

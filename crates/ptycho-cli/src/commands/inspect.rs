@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::Args;
 use ptycho_persist::{inspect_archive, resolve_archive_path};
 
+use crate::args::CommonArgs;
+
 /// Show a model archive: manifest, params (without the probe array), per-model parameter counts
 /// and the zip entries.
 #[derive(Debug, Args)]
@@ -17,6 +19,9 @@ pub struct InspectArgs {
     /// Print one JSON object instead of the human-readable summary.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 pub fn run(args: &InspectArgs) -> anyhow::Result<ExitCode> {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use ptycho_config::Params;
 
-use crate::args::TrainingArgs;
+use crate::args::{CommonArgs, TrainingArgs};
 
 /// Print the legacy params view that a training run with these options would use.
 #[derive(Debug, Args)]
@@ -17,6 +17,9 @@ pub struct ParamsArgs {
 
     #[command(flatten)]
     pub training: TrainingArgs,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 pub fn run(args: &ParamsArgs) -> anyhow::Result<ExitCode> {

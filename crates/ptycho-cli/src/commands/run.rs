@@ -9,10 +9,11 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use ptycho_config::{InferenceConfig, ModelConfig, SimulationConfig, TrainingConfig};
-use ptycho_model::DeviceKind;
 use ptycho_workflows::infer::{InferRuntime, infer};
 use ptycho_workflows::simulate_lines;
 use ptycho_workflows::train::{TrainOptions, train};
+
+use crate::args::{CommonArgs, DeviceArgs, OverwriteArgs};
 
 /// Run the main job end to end on simulated data (a few minutes on 2 cores with the defaults).
 #[derive(Debug, Args)]
@@ -39,28 +40,32 @@ pub struct RunArgs {
     /// Seed of the simulation (the test scan uses seed + 1) and of the training.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Device: cpu (flex, always built), tch-cpu or cuda[:N] (need --features tch).
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Replace the outputs of an earlier run in the output directory.
-    #[arg(long)]
-    overwrite: bool,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    device: DeviceArgs,
+    #[command(flatten)]
+    overwrite: OverwriteArgs,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
-    let device: DeviceKind = args.device.parse()?;
+    let device = args.device.kind;
+    let quiet = args.common.quiet;
+    // Step lines go to stderr and are progress: --quiet drops them.
+    let step = |line: String| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    };
     let started = Instant::now();
     let out = &args.output_dir;
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create output directory {}", out.display()))?;
 
-    eprintln!(
+    step(format!(
         "[1/4] simulating {} training + {} test patterns (lines objects, N=64, nphotons {:e})",
         args.n_train_images, args.n_test_images, args.nphotons
-    );
+    ));
     let sim = |n_images: usize, seed: u64| {
         SimulationConfig {
             n_images,
@@ -75,10 +80,10 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     train_data.write_npz(out.join("train.npz"))?;
     test_data.write_npz(out.join("test.npz"))?;
 
-    eprintln!(
+    step(format!(
         "[2/4] training: {} groups, {} epochs, batch 16",
         args.n_groups, args.nepochs
-    );
+    ));
     let cfg = TrainingConfig {
         model: ModelConfig::default(),
         nepochs: args.nepochs,
@@ -94,13 +99,13 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         &train_data,
         &TrainOptions {
             device,
-            quiet: args.quiet,
-            overwrite: args.overwrite,
+            quiet,
+            overwrite: args.overwrite.overwrite,
             resume: false,
         },
     )?;
 
-    eprintln!("[3/4] reconstructing the test scan");
+    step("[3/4] reconstructing the test scan".into());
     let infer_cfg = InferenceConfig {
         output_dir: out.join("reconstruction"),
         ..Default::default()
@@ -116,7 +121,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         },
     )?;
 
-    eprintln!("[4/4] evaluating against the test object");
+    step("[4/4] evaluating against the test object".into());
     let last = report.history.last();
     println!("ptycho run — summary");
     println!(

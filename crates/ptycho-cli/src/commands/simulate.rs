@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use ptycho_workflows::simulate_lines;
 
-use crate::args::SimulationArgs;
+use crate::args::{CommonArgs, SimulationArgs};
 
 /// Simulate a ptychography scan of a synthetic object with the default probe and write the
 /// reference NPZ key set (xcoords, ycoords, xcoords_start, ycoords_start, diff3d as amplitudes,
@@ -20,6 +20,9 @@ pub struct SimulateArgs {
 
     #[command(flatten)]
     pub simulation: SimulationArgs,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {

@@ -10,16 +10,11 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Args;
 use ptycho_config::{InferenceConfig, TrainingConfig, Valid, load_config_file};
-use ptycho_model::DeviceKind;
 use ptycho_workflows::RawData;
 use ptycho_workflows::infer::{InferRuntime, infer};
 use ptycho_workflows::train::{CONFIG_NAME, TrainOptions, train};
 
-use crate::args::{TrainingArgs, resolve_training_config};
-
-fn device_parser(s: &str) -> Result<DeviceKind, String> {
-    s.parse::<DeviceKind>().map_err(|e| e.to_string())
-}
+use crate::args::{CommonArgs, DeviceArgs, OverwriteArgs, TrainingArgs, resolve_training_config};
 
 /// Train the model; writes DIR/wts.h5.zip, DIR/checkpoint.zip (every epoch), DIR/history.csv,
 /// DIR/loss_curve.png and DIR/config.toml.
@@ -29,18 +24,14 @@ fn device_parser(s: &str) -> Result<DeviceKind, String> {
     mut_arg("test_data_file", |a| a.visible_alias("test-data")),
 )]
 pub struct TrainArgs {
-    /// Backend: cpu (= flex, pure Rust), tch-cpu or cuda[:N] (libtorch; needs a build with
-    /// `--features tch`). Default: cpu.
-    #[arg(long, value_name = "DEVICE", default_value = "cpu", hide_default_value = true, value_parser = device_parser)]
-    pub device: DeviceKind,
+    #[command(flatten)]
+    pub device: DeviceArgs,
 
-    /// No progress bar (it is hidden anyway when stderr is not a terminal). Default: off.
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
 
-    /// Replace an existing wts.h5.zip / checkpoint.zip in the output directory. Default: off.
-    #[arg(long)]
-    pub overwrite: bool,
+    #[command(flatten)]
+    pub overwrite: OverwriteArgs,
 
     /// Continue the interrupted run in DIR from its last complete epoch (reads DIR/config.toml;
     /// flags such as --nepochs still override it). Default: none.
@@ -116,11 +107,12 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         c.test_data_file = c.test_data_file.as_deref().map(absolute);
         c.validate()?
     };
-    if !args.device.is_compiled() {
+    let device = args.device.kind;
+    if !device.is_compiled() {
         bail!(
             "device `{}` needs ptycho built with `--features {}`",
-            args.device,
-            args.device.feature().unwrap_or("flex")
+            device,
+            device.feature().unwrap_or("flex")
         );
     }
     let raw = RawData::from_npz(&train_path)?;
@@ -130,7 +122,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         args.training.overrides.nphotons.is_some(),
     ) {
         Some(n) => {
-            if !args.quiet {
+            if !args.common.quiet {
                 eprintln!(
                     "note: nphotons {n:e} from the _metadata of {} (configured: {:e}); --nphotons overrides it",
                     train_path.display(),
@@ -144,9 +136,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         None => cfg,
     };
     let opts = TrainOptions {
-        device: args.device,
-        quiet: args.quiet,
-        overwrite: args.overwrite,
+        device,
+        quiet: args.common.quiet,
+        overwrite: args.overwrite.overwrite,
         resume,
     };
     let report = train(&cfg, &raw, &opts)
@@ -191,7 +183,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
             &test_raw,
             &infer_cfg,
             &InferRuntime {
-                device: args.device,
+                device,
                 write_outputs: true,
             },
         )
@@ -219,6 +211,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+    use ptycho_model::DeviceKind;
 
     use super::*;
 
@@ -274,12 +267,12 @@ mod tests {
             assert_eq!(cfg.test_data_file.as_deref(), Some(Path::new("b.npz")));
             assert_eq!(cfg.output_dir, Path::new("o"));
             assert_eq!((cfg.n_groups, cfg.batch_size), (8, 4));
-            assert_eq!(a.device, DeviceKind::Flex);
-            assert!(!a.quiet && !a.overwrite && a.resume.is_none());
+            assert_eq!(a.device.kind, DeviceKind::Flex);
+            assert!(!a.common.quiet && !a.overwrite.overwrite && a.resume.is_none());
         }
         let a = parse(&["--device", "cuda:1", "-q", "--overwrite", "--resume", "r"]).unwrap();
-        assert_eq!(a.device, DeviceKind::Cuda(1));
-        assert!(a.quiet && a.overwrite);
+        assert_eq!(a.device.kind, DeviceKind::Cuda(1));
+        assert!(a.common.quiet && a.overwrite.overwrite);
         assert_eq!(a.resume.as_deref(), Some(Path::new("r")));
         assert!(parse(&["--device", "tpu"]).is_err());
     }
