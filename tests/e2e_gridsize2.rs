@@ -47,7 +47,12 @@ fn infer_group_centres(data: &Path) -> Vec<[f64; 2]> {
     };
     let params = Params::from_training(&cfg.validate().unwrap());
     let infer_cfg = InferenceConfig::default().validate().unwrap();
-    let g = group(&raw, &params, &infer_cfg.grouping(raw.n_points(), 2).unwrap()).unwrap();
+    let g = group(
+        &raw,
+        &params,
+        &infer_cfg.grouping(raw.n_points(), 2).unwrap(),
+    )
+    .unwrap();
     (0..g.n_groups())
         .map(|k| {
             [

@@ -893,7 +893,10 @@ mod tests {
             assert_eq!(cfg.n_groups, Some(12));
         }
         let e = parse(&["--neighbor-count", "0"]).unwrap_err().to_string();
-        assert!(e.starts_with("invalid value for `neighbor_count`: 0"), "{e}");
+        assert!(
+            e.starts_with("invalid value for `neighbor_count`: 0"),
+            "{e}"
+        );
     }
 
     #[test]
