@@ -676,9 +676,24 @@ fn config_cases() -> Vec<(&'static str, Vec<u8>, &'static str)> {
             "expected an object of keys",
         ),
         (
-            "yaml_extension.yaml",
-            b"nepochs: 3\n".to_vec(),
+            "ini_extension.ini",
+            b"nepochs = 3\n".to_vec(),
             "unsupported config file type",
+        ),
+        (
+            "unknown_model_key.yaml",
+            b"nepochs: 3\nmodel:\n  gridsze: 2\n".to_vec(),
+            "unknown key `model.gridsze` (did you mean `gridsize`?)",
+        ),
+        (
+            "yaml_syntax.yml",
+            b"nepochs: [3\n".to_vec(),
+            "YAML syntax error at line",
+        ),
+        (
+            "nan_probe_scale.yaml",
+            b"probe_scale: .nan\n".to_vec(),
+            "wrong value for key `probe_scale`: NaN is not a finite number",
         ),
         (
             "binary_garbage.toml",
