@@ -82,7 +82,7 @@ fn finite_object(dir: &Path) -> Array2<Complex32> {
     assert!(path.is_file(), "{} missing", path.display());
     let mut z = NpzReader::new(File::open(&path).unwrap()).unwrap();
     let object: Array2<Complex32> = z.by_name("object").unwrap();
-    assert!(object.len() > 0);
+    assert!(!object.is_empty());
     assert!(object.iter().all(|c| c.re.is_finite() && c.im.is_finite()));
     assert!(object.iter().any(|c| c.norm() > 0.0));
     object
