@@ -697,7 +697,7 @@ mod tests {
         };
         assert_eq!(cfg, expected);
         // The reference's rule: the real-space MAE weight needs the real-space weight.
-        let e = resolve(&["--realspace_mae_weight", "0.1"])
+        let e = applied(&["--realspace_mae_weight", "0.1"])
             .validate()
             .unwrap_err()
             .to_string();
@@ -761,7 +761,7 @@ mod tests {
         let legacy: serde_json::Map<String, Value> = params.to_legacy().into_iter().collect();
         let key_of = |id: &str| if id == "n" { "N" } else { legacy_key(id) }.to_string();
         let checked = check_help_defaults(&Harness::command(), &legacy, key_of, &[]);
-        assert_eq!(checked, 38);
+        assert_eq!(checked, 39);
     }
 
     #[derive(Debug, Parser)]

@@ -106,7 +106,11 @@ impl PixelMask {
 
     /// `(1, 1, N, N)`: 1 on good pixels, 0 on bad ones.
     pub fn weights(&self, device: &Device, dtype: DType) -> Tensor<4> {
-        let v = self.good.iter().map(|&g| if g { 1.0 } else { 0.0 }).collect();
+        let v = self
+            .good
+            .iter()
+            .map(|&g| if g { 1.0 } else { 0.0 })
+            .collect();
         ops::tensor_from(v, [1, 1, self.n, self.n], device, dtype)
     }
 }

@@ -228,7 +228,11 @@ fn a_masked_pixel_takes_no_part_in_nll_and_mae() {
         .map(|k| (pred[k] - target[k]).abs())
         .sum::<f64>()
         / 30.0;
-    assert!((base.1 - mae_hand).abs() < 1e-12, "{} vs {mae_hand}", base.1);
+    assert!(
+        (base.1 - mae_hand).abs() < 1e-12,
+        "{} vs {mae_hand}",
+        base.1
+    );
     // A mask hiding every pixel, or of the wrong size, is refused.
     assert!(matches!(
         PixelMask::from_bad(2, &[true; 4]),
