@@ -224,7 +224,8 @@ pub struct TrainingOverrides {
         help_heading = "Training options"
     )]
     pub nll_weight: Option<f64>,
-    /// Weight of the MAE term inside the real-space loss (≥ 0; needs realspace weight > 0). Default: 0.0.
+    /// Weight of the amplitude MAE against the ground truth inside the real-space loss (≥ 0; needs
+    /// realspace weight > 0 and training data with Y or objectGuess). Default: 0.0.
     #[arg(
         long,
         visible_alias = "realspace_mae_weight",
@@ -232,7 +233,7 @@ pub struct TrainingOverrides {
         help_heading = "Training options"
     )]
     pub realspace_mae_weight: Option<f64>,
-    /// Weight of the real-space (object) loss (≥ 0). Default: 0.0.
+    /// Weight of the real-space (object) loss (≥ 0; needs tv or realspace MAE weight > 0). Default: 0.0.
     #[arg(
         long,
         visible_alias = "realspace_weight",
@@ -240,6 +241,15 @@ pub struct TrainingOverrides {
         help_heading = "Training options"
     )]
     pub realspace_weight: Option<f64>,
+    /// Weight of the total variation of the object inside the real-space loss (≥ 0; needs
+    /// realspace weight > 0). Default: 0.0.
+    #[arg(
+        long,
+        visible_alias = "tv_weight",
+        value_name = "FLOAT",
+        help_heading = "Training options"
+    )]
+    pub tv_weight: Option<f64>,
     /// Legacy flag probe.trainable (inert in the reference) (true/false). Default: false.
     #[arg(long, visible_alias = "probe_trainable", value_name = "BOOL", action = ArgAction::Set, value_parser = BoolishValueParser::new(), help_heading = "Training options")]
     pub probe_trainable: Option<bool>,
@@ -348,6 +358,7 @@ impl TrainingOverrides {
             self.nll_weight => cfg.nll_weight,
             self.realspace_mae_weight => cfg.realspace_mae_weight,
             self.realspace_weight => cfg.realspace_weight,
+            self.tv_weight => cfg.tv_weight,
             self.probe_trainable => cfg.probe_trainable,
             self.intensity_scale_trainable => cfg.intensity_scale_trainable,
             self.seed => cfg.seed,
@@ -651,6 +662,8 @@ mod tests {
             "0.1",
             "--realspace-weight",
             "0.2",
+            "--tv_weight",
+            "0.05",
             "--probe_trainable",
             "true",
             "--intensity-scale-trainable",
@@ -694,6 +707,7 @@ mod tests {
             nll_weight: 0.5,
             realspace_mae_weight: 0.1,
             realspace_weight: 0.2,
+            tv_weight: 0.05,
             nphotons: 1e6,
             n_groups: 64,
             n_subsample: Some(100),
@@ -715,7 +729,11 @@ mod tests {
             early_stop_patience: 0,
         };
         assert_eq!(cfg, expected);
-        let e = cfg.validate().unwrap_err().to_string();
+        // The reference's rule: the real-space MAE weight needs the real-space weight.
+        let e = applied(&["--realspace_mae_weight", "0.1"])
+            .validate()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("realspace_mae_weight"), "{e}");
     }
 
@@ -776,7 +794,7 @@ mod tests {
         let legacy: serde_json::Map<String, Value> = params.to_legacy().into_iter().collect();
         let key_of = |id: &str| if id == "n" { "N" } else { legacy_key(id) }.to_string();
         let checked = check_help_defaults(&Harness::command(), &legacy, key_of, &[]);
-        assert_eq!(checked, 38);
+        assert_eq!(checked, 39);
     }
 
     #[derive(Debug, Parser)]

@@ -248,6 +248,7 @@ mod tests {
             nll_weight: 0.5,
             realspace_mae_weight: 0.0,
             realspace_weight: 0.0,
+            tv_weight: 0.0,
             nphotons: 1e6,
             n_groups: 33,
             n_subsample: Some(200),
@@ -308,6 +309,7 @@ mod tests {
         let rs = TrainingConfig {
             realspace_mae_weight: 0.1,
             realspace_weight: 0.2,
+            tv_weight: 0.3,
             ..custom_training()
         };
         assert_eq!(TrainingConfig::from_legacy(&rs.to_legacy()).unwrap(), rs);

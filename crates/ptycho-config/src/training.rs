@@ -28,11 +28,14 @@ pub struct TrainingConfig {
     pub mae_weight: f64,
     /// Weight of the Poisson negative log-likelihood, in [0, 1].
     pub nll_weight: f64,
-    /// Weight of the MAE term inside the real-space loss; must be 0 (the real-space loss is not
-    /// implemented).
+    /// Weight of the amplitude MAE against the ground-truth object inside the real-space loss
+    /// (spec §5.3), ≥ 0; > 0 needs `realspace_weight` > 0 and training data with ground truth.
     pub realspace_mae_weight: f64,
-    /// Weight of the real-space (object) loss; must be 0 (not implemented).
+    /// Weight of the real-space (object) loss `L_rs` in the total objective (spec §5.4), ≥ 0.
     pub realspace_weight: f64,
+    /// Weight of the total variation of the predicted object inside the real-space loss
+    /// (spec §5.3; a legacy-only key in the reference), ≥ 0; > 0 needs `realspace_weight` > 0.
+    pub tv_weight: f64,
     /// Mean photons per diffraction pattern (counts); drives the intensity scale s = √nphotons/(N/2).
     pub nphotons: f64,
     /// Number of groups to form (reference: None → 512). `n_images` is the deprecated alias.
@@ -86,6 +89,7 @@ impl Default for TrainingConfig {
             nll_weight: 1.0,
             realspace_mae_weight: 0.0,
             realspace_weight: 0.0,
+            tv_weight: 0.0,
             nphotons: 1e9,
             n_groups: 512,
             n_subsample: None,

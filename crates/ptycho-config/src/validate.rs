@@ -97,15 +97,6 @@ fn check_stitch_crop(m: usize) -> Result<(), ConfigError> {
 }
 
 /// The real-space loss (spec §5) is not implemented: its weights must be 0.
-fn not_implemented_weight(field: &'static str, x: f64) -> Result<(), ConfigError> {
-    ensure(
-        x == 0.0,
-        field,
-        x,
-        "must be 0: the real-space loss is not implemented",
-    )
-}
-
 /// K ≥ C and, when given, neighbor_pool_size ≥ C (spec §2.3: the grouping needs C neighbours).
 fn check_neighbours(
     model: &ModelConfig,
@@ -165,8 +156,9 @@ impl TrainingConfig {
         ensure(self.nepochs > 0, "nepochs", self.nepochs, "must be ≥ 1")?;
         unit_interval("mae_weight", self.mae_weight)?;
         unit_interval("nll_weight", self.nll_weight)?;
-        not_implemented_weight("realspace_mae_weight", self.realspace_mae_weight)?;
-        not_implemented_weight("realspace_weight", self.realspace_weight)?;
+        non_negative_finite("realspace_mae_weight", self.realspace_mae_weight)?;
+        non_negative_finite("realspace_weight", self.realspace_weight)?;
+        non_negative_finite("tv_weight", self.tv_weight)?;
         positive_finite("nphotons", self.nphotons)?;
         ensure(self.n_groups > 0, "n_groups", self.n_groups, "must be ≥ 1")?;
         check_sampling_fields(
@@ -195,13 +187,30 @@ impl TrainingConfig {
     /// Rules that relate several fields.
     pub fn check_relations(&self) -> Result<(), ConfigError> {
         check_neighbours(&self.model, self.neighbor_count, self.neighbor_pool_size)?;
-        // (The reference's params.validate() also requires realspace_weight > 0 when
-        // realspace_mae_weight > 0; both are 0 until the real-space loss exists.)
+        // The reference's params.validate(): realspace_mae_weight > 0 needs realspace_weight > 0
+        // (the inner weight would do nothing); the same holds for tv_weight.
+        for (field, w) in [
+            ("realspace_mae_weight", self.realspace_mae_weight),
+            ("tv_weight", self.tv_weight),
+        ] {
+            ensure(
+                w == 0.0 || self.realspace_weight > 0.0,
+                field,
+                w,
+                "> 0 needs realspace_weight > 0: the real-space loss is off",
+            )?;
+        }
         ensure(
-            self.nll_weight > 0.0 || self.mae_weight > 0.0,
+            self.realspace_weight == 0.0 || self.realspace_mae_weight > 0.0 || self.tv_weight > 0.0,
+            "realspace_weight",
+            self.realspace_weight,
+            "> 0 needs realspace_mae_weight > 0 or tv_weight > 0: the real-space loss would be 0",
+        )?;
+        ensure(
+            self.nll_weight > 0.0 || self.mae_weight > 0.0 || self.realspace_weight > 0.0,
             "nll_weight",
             self.nll_weight,
-            "nll_weight and mae_weight are both 0: nothing to train on",
+            "nll_weight, mae_weight and realspace_weight are all 0: nothing to train on",
         )?;
         Ok(())
     }
@@ -484,8 +493,9 @@ mod tests {
             ("nll_weight", |c| c.nll_weight = -0.1),
             ("nll_weight", |c| c.nll_weight = f64::NAN),
             ("realspace_weight", |c| c.realspace_weight = -1.0),
-            ("realspace_weight", |c| c.realspace_weight = 0.5),
-            ("realspace_mae_weight", |c| c.realspace_mae_weight = 0.5),
+            ("realspace_weight", |c| c.realspace_weight = f64::NAN),
+            ("realspace_mae_weight", |c| c.realspace_mae_weight = -0.5),
+            ("tv_weight", |c| c.tv_weight = f64::INFINITY),
             ("nphotons", |c| c.nphotons = 0.0),
             ("nphotons", |c| c.nphotons = f64::INFINITY),
             ("n_groups", |c| c.n_groups = 0),
@@ -505,6 +515,9 @@ mod tests {
                 c.neighbor_pool_size = Some(3);
             }),
             ("nll_weight", |c| c.nll_weight = 0.0),
+            ("realspace_mae_weight", |c| c.realspace_mae_weight = 0.5),
+            ("tv_weight", |c| c.tv_weight = 0.5),
+            ("realspace_weight", |c| c.realspace_weight = 0.5),
         ];
         for (field, f) in cases {
             let e = train_err(f);
@@ -547,15 +560,40 @@ mod tests {
         );
     }
 
-    /// What would fail at run time is refused here, naming the field: the real-space loss (not
-    /// implemented, loss.rs) and an odd stitching crop (stitching needs an even M).
+    /// The real-space loss weights: the reference's rule (an inner weight needs the outer one),
+    /// its converse (an outer weight with no inner one would add 0), and real-space-only training.
     #[test]
-    fn run_time_failures_are_refused_by_validate() {
+    fn realspace_weights_must_be_consistent() {
         let e = train_err(|c| c.realspace_weight = 0.5);
         assert_eq!(
             e.to_string(),
-            "invalid value for `realspace_weight`: 0.5 (must be 0: the real-space loss is not implemented)"
+            "invalid value for `realspace_weight`: 0.5 (> 0 needs realspace_mae_weight > 0 or tv_weight > 0: the real-space loss would be 0)"
         );
+        let e = train_err(|c| c.realspace_mae_weight = 0.25);
+        assert_eq!(
+            e.to_string(),
+            "invalid value for `realspace_mae_weight`: 0.25 (> 0 needs realspace_weight > 0: the real-space loss is off)"
+        );
+        let ok = |f: fn(&mut TrainingConfig)| {
+            let mut c = TrainingConfig::default();
+            f(&mut c);
+            c.validate().is_ok()
+        };
+        assert!(ok(|c| {
+            c.realspace_weight = 2.0;
+            c.tv_weight = 0.1;
+        }));
+        assert!(ok(|c| {
+            c.realspace_weight = 1.0;
+            c.realspace_mae_weight = 1.0;
+            c.nll_weight = 0.0;
+        }));
+    }
+
+    /// What would fail at run time is refused here, naming the field: an odd stitching crop
+    /// (stitching needs an even M).
+    #[test]
+    fn run_time_failures_are_refused_by_validate() {
         let e = InferenceConfig {
             stitch_crop: 21,
             ..Default::default()

@@ -27,9 +27,14 @@ pub enum ModelError {
         device: String,
         feature: &'static str,
     },
-    /// A loss weight that this port does not implement.
-    #[error("loss weight `{field}` = {value} is not supported (only 0 is)")]
-    UnsupportedLoss { field: &'static str, value: f64 },
+    /// The real-space MAE (`realspace_mae_weight` > 0) was asked for without ground truth.
+    #[error(
+        "realspace_mae_weight > 0 needs the ground-truth object patches of every batch, and none were given"
+    )]
+    MissingGroundTruth,
+    /// A bad-pixel mask that leaves nothing to fit.
+    #[error("bad-pixel mask: {reason}")]
+    BadPixelMask { reason: String },
     /// A value that must be finite and positive is not.
     #[error("`{field}` must be finite and > 0, got {value}")]
     NonPositive { field: &'static str, value: f64 },

@@ -28,7 +28,7 @@ pub mod train;
 pub use complex::ComplexTensor;
 pub use device::DeviceKind;
 pub use error::ModelError;
-pub use loss::{LossTerms, LossWeights, loss, poisson_nll, supervised_loss};
+pub use loss::{LossTerms, LossWeights, PixelMask, loss, loss_with, poisson_nll, supervised_loss};
 pub use network::{AutoencoderOutput, Hyper, PtychoPinn};
 pub use reassembly::Offsets;
 pub use train::{LossValues, TrainStep};

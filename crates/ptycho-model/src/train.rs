@@ -5,7 +5,7 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 
 use crate::error::ModelError;
-use crate::loss::{LossTerms, LossWeights, loss, supervised_loss};
+use crate::loss::{LossTerms, LossWeights, PixelMask, loss_with, supervised_loss};
 use crate::network::PtychoPinn;
 use crate::ops::read_back;
 
@@ -15,6 +15,8 @@ pub struct LossValues {
     pub total: f64,
     pub nll: f64,
     pub mae: f64,
+    /// The real-space loss `L_rs` (before its weight `realspace`; 0 when it is off).
+    pub realspace: f64,
 }
 
 /// The optimiser of the reference: Keras Adam with ε = 1e-7 (Burn's default is 1e-5).
@@ -26,16 +28,19 @@ pub fn adam() -> ModuleOptimizer {
         .init()
 }
 
-/// Adam state plus loss weights. The model must live on an autodiff device.
+/// Adam state plus loss weights (and the detector's bad-pixel mask, if any). The model must live
+/// on an autodiff device.
 pub struct TrainStep {
     optim: ModuleOptimizer,
     weights: LossWeights,
+    bad_pixels: Option<PixelMask>,
 }
 
 impl std::fmt::Debug for TrainStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TrainStep")
             .field("weights", &self.weights)
+            .field("bad_pixels", &self.bad_pixels.as_ref().map(|m| m.n_good()))
             .finish_non_exhaustive()
     }
 }
@@ -43,15 +48,28 @@ impl std::fmt::Debug for TrainStep {
 /// Loss terms read back in one transfer.
 fn read_terms(t: &LossTerms) -> Result<LossValues, ModelError> {
     let v = read_back(
-        Tensor::cat(vec![t.total.clone(), t.nll.clone(), t.mae.clone()], 0),
+        Tensor::cat(
+            vec![
+                t.total.clone(),
+                t.nll.clone(),
+                t.mae.clone(),
+                t.realspace.clone(),
+            ],
+            0,
+        ),
         "loss terms",
     )?;
     match v[..] {
-        [total, nll, mae] => Ok(LossValues { total, nll, mae }),
+        [total, nll, mae, realspace] => Ok(LossValues {
+            total,
+            nll,
+            mae,
+            realspace,
+        }),
         _ => Err(ModelError::Shape {
             what: "loss terms",
             got: vec![v.len()],
-            expected: "3 values (total, nll, mae)".into(),
+            expected: "4 values (total, nll, mae, realspace)".into(),
         }),
     }
 }
@@ -64,7 +82,23 @@ impl TrainStep {
 
     /// Continue with a restored optimiser state (a checkpoint's).
     pub fn with_optimizer(weights: LossWeights, optim: ModuleOptimizer) -> Self {
-        Self { optim, weights }
+        Self {
+            optim,
+            weights,
+            bad_pixels: None,
+        }
+    }
+
+    /// Leave the bad pixels of `mask` out of the diffraction losses (NLL and MAE become means
+    /// over the good pixels only).
+    pub fn with_bad_pixels(mut self, mask: Option<PixelMask>) -> Self {
+        self.bad_pixels = mask;
+        self
+    }
+
+    /// The bad-pixel mask in use.
+    pub fn bad_pixels(&self) -> Option<&PixelMask> {
+        self.bad_pixels.as_ref()
     }
 
     /// The optimiser state (moments, step counts) that a checkpoint saves.
@@ -87,11 +121,25 @@ impl TrainStep {
         target_scaled_amp: Tensor<4>,
         lr: f64,
     ) -> Result<(PtychoPinn, LossValues), ModelError> {
+        self.step_with_truth(model, x_scaled, positions, target_scaled_amp, None, lr)
+    }
+
+    /// [`Self::step`] with the ground-truth amplitude `(B, 1, N, N)` of the real-space loss,
+    /// centred on each group's centre (needed when `realspace_mae_weight` > 0).
+    pub fn step_with_truth(
+        &mut self,
+        model: PtychoPinn,
+        x_scaled: Tensor<4>,
+        positions: Tensor<3>,
+        target_scaled_amp: Tensor<4>,
+        truth_amp: Option<Tensor<4>>,
+        lr: f64,
+    ) -> Result<(PtychoPinn, LossValues), ModelError> {
         if !x_scaled.device().is_autodiff() {
             return Err(ModelError::NotAutodiff);
         }
         let out = model.autoencoder(x_scaled, positions)?;
-        let terms = loss(&out, target_scaled_amp, &self.weights)?;
+        let terms = self.terms(&model, &out, target_scaled_amp, truth_amp)?;
         let grads = GradientsParams::from_grads(terms.total.backward(), &model);
         let values = read_terms(&terms)?;
         if !values.total.is_finite() {
@@ -111,8 +159,37 @@ impl TrainStep {
         positions: Tensor<3>,
         target_scaled_amp: Tensor<4>,
     ) -> Result<LossValues, ModelError> {
+        self.evaluate_with_truth(model, x_scaled, positions, target_scaled_amp, None)
+    }
+
+    /// [`Self::evaluate`] with the ground truth of [`Self::step_with_truth`].
+    pub fn evaluate_with_truth(
+        &self,
+        model: &PtychoPinn,
+        x_scaled: Tensor<4>,
+        positions: Tensor<3>,
+        target_scaled_amp: Tensor<4>,
+        truth_amp: Option<Tensor<4>>,
+    ) -> Result<LossValues, ModelError> {
         let out = model.autoencoder(x_scaled, positions)?;
-        read_terms(&loss(&out, target_scaled_amp, &self.weights)?)
+        read_terms(&self.terms(model, &out, target_scaled_amp, truth_amp)?)
+    }
+
+    fn terms(
+        &self,
+        model: &PtychoPinn,
+        out: &crate::network::AutoencoderOutput,
+        target_scaled_amp: Tensor<4>,
+        truth_amp: Option<Tensor<4>>,
+    ) -> Result<LossTerms, ModelError> {
+        loss_with(
+            out,
+            target_scaled_amp,
+            truth_amp,
+            &self.weights,
+            model.hyper_params().probe_big,
+            self.bad_pixels.as_ref(),
+        )
     }
 
     /// Supervised step: MAE on the decoder's amplitude and phase vs ground-truth patches.

@@ -83,6 +83,7 @@ pub fn scan_from_dict(d: &Bound<'_, PyDict>) -> PyResult<RawData> {
         scan_index,
         y: None,
         metadata_nphotons,
+        bad_pixels: None,
     };
     raw.validate(Path::new(ORIGIN)).map_err(py_err)?;
     Ok(raw)

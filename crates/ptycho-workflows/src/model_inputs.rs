@@ -2,6 +2,7 @@
 //! (`s·X` `(B, C, N, N)`, offsets `(B, C, 2)`), and the per-batch gather.
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
+use ptycho_model::physics::shift_matrix;
 
 use crate::grouping::GroupedData;
 
@@ -81,5 +82,60 @@ impl ModelInputs {
         );
         let pt = Tensor::from_data(TensorData::new(p, [b, self.c, 2]), (device, DType::F32));
         (xt, pt)
+    }
+}
+
+/// Ground truth of the real-space loss (spec §5.3): the amplitude `|Y|` of each group's first
+/// member, translated by `−r` (its relative offset, the reference's `center_channels`) so that it
+/// is centred on the group centre like the predicted object; `(G, N, N)`, host-side.
+#[derive(Debug, Clone)]
+pub struct RealspaceTruth {
+    pub g: usize,
+    pub n: usize,
+    /// `(G, N, N)` row-major.
+    pub amp: Vec<f32>,
+}
+
+impl RealspaceTruth {
+    /// From the grouped ground-truth patches `Y` (`None` when the data have none) and the
+    /// offsets the model is fed (`source`, as [`ModelInputs::from_grouped`]).
+    pub fn from_grouped(data: &GroupedData, source: OffsetSource) -> Option<Self> {
+        let y = data.y.as_ref()?;
+        let offsets = match source {
+            OffsetSource::Start => &data.coords_start_relative,
+            OffsetSource::Nominal => &data.coords_relative,
+        };
+        let (g, n, _, _) = y.dim();
+        let mut amp = Vec::with_capacity(g * n * n);
+        for gi in 0..g {
+            let a = y
+                .slice(ndarray::s![gi, .., .., 0])
+                .mapv(|z| z.norm() as f64);
+            let (rx, ry) = (offsets[[gi, 0, 0, 0]], offsets[[gi, 0, 1, 0]]);
+            // T(a, −r) with the bilinear rule of `physics::translate` (real image).
+            let centred = if rx == 0.0 && ry == 0.0 {
+                a
+            } else {
+                let sy = shift_matrix(n, n, -ry);
+                let sx = shift_matrix(n, n, -rx);
+                let rows: ndarray::Array2<f64> = sy.dot(&a);
+                rows.dot(&sx.t())
+            };
+            amp.extend(centred.iter().map(|&v| v as f32));
+        }
+        Some(Self { g, n, amp })
+    }
+
+    /// The batch of groups `idx` as `(B, 1, N, N)` on `device`.
+    pub fn batch(&self, idx: &[usize], device: &Device) -> Tensor<4> {
+        let per = self.n * self.n;
+        let mut v = Vec::with_capacity(idx.len() * per);
+        for &i in idx {
+            v.extend_from_slice(&self.amp[i * per..(i + 1) * per]);
+        }
+        Tensor::from_data(
+            TensorData::new(v, [idx.len(), 1, self.n, self.n]),
+            (device, DType::F32),
+        )
     }
 }

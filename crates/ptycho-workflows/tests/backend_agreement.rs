@@ -146,7 +146,7 @@ mod with_tch {
             inputs,
             params,
         } = setup();
-        let weights = LossWeights::from_training(&cfg).unwrap();
+        let weights = LossWeights::from_training(&cfg);
         let flex = Device::flex().autodiff();
         let tch = DeviceKind::TchCpu.to_device().unwrap().autodiff();
         flex.seed(42);

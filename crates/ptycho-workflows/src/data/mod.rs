@@ -43,6 +43,11 @@ pub struct RawData {
     /// (`physics_parameters.nphotons`), if any; `ptycho train` uses it unless `--nphotons` is given.
     /// [`RawData::write_npz`] writes it back as `_metadata`.
     pub metadata_nphotons: Option<f64>,
+    /// Detector pixels to ignore `(N, N)` (`true` = bad; NPZ key `bad_pixels`, as Ptychodus'
+    /// training export writes it): they take no part in the training loss. [`RawData::from_npz`]
+    /// sets `diff3d` to 0 there ([`RawData::zero_bad_pixels`]), so that neither the
+    /// normalisation nor the network input depends on their values.
+    pub bad_pixels: Option<Array2<bool>>,
 }
 
 const MEMORY: &str = "<in-memory RawData>";
@@ -77,6 +82,7 @@ impl RawData {
             scan_index: None,
             y: None,
             metadata_nphotons: None,
+            bad_pixels: None,
         };
         raw.validate(Path::new(MEMORY))?;
         Ok(raw)
@@ -147,6 +153,9 @@ impl RawData {
                 format!("shape {:?}, expected ({m}, {h}, {h})", y.shape()),
             ));
         }
+        if let Some(bp) = &self.bad_pixels {
+            check_bad_pixels(path, bp, h)?;
+        }
         finite(path, "xcoords", self.xcoords.iter().copied())?;
         finite(path, "ycoords", self.ycoords.iter().copied())?;
         finite(path, "xcoords_start", self.xcoords_start.iter().copied())?;
@@ -176,7 +185,7 @@ impl RawData {
         let mut r = Reader::open(path)?;
         for (key, info) in &r.entries {
             if !npz::CONTRACT_KEYS.contains(&key.as_str())
-                && !["ground_truth_patches", "_metadata"].contains(&key.as_str())
+                && !["ground_truth_patches", "_metadata", BAD_PIXELS].contains(&key.as_str())
             {
                 tracing::warn!(file = %path.display(), key = %key, dtype = %info.descr, shape = ?info.shape, "skipping unknown NPZ key");
             }
@@ -267,7 +276,8 @@ impl RawData {
             None
         };
 
-        let raw = RawData {
+        let bad_pixels = read_bad_pixels(&mut r, n)?;
+        let mut raw = RawData {
             xcoords,
             ycoords,
             xcoords_start,
@@ -278,8 +288,10 @@ impl RawData {
             scan_index,
             y,
             metadata_nphotons: metadata::metadata_nphotons(&mut r),
+            bad_pixels,
         };
         raw.validate(r.path())?;
+        raw.zero_bad_pixels();
         Ok(raw)
     }
 
@@ -327,8 +339,100 @@ impl RawData {
             scan_index: self.scan_index.as_ref().map(|s| s.select(Axis(0), idx)),
             y: self.y.as_ref().map(|y| y.select(Axis(0), idx)),
             metadata_nphotons: self.metadata_nphotons,
+            bad_pixels: self.bad_pixels.clone(),
         }
     }
+
+    /// Set `diff3d` to 0 at the bad pixels (no-op without a mask); returns how many pixels per
+    /// pattern were zeroed. Call after [`RawData::validate`] (the mask's shape is checked there).
+    pub fn zero_bad_pixels(&mut self) -> usize {
+        let Some(bp) = &self.bad_pixels else {
+            return 0;
+        };
+        let bad: Vec<(usize, usize)> = bp
+            .indexed_iter()
+            .filter(|(_, b)| **b)
+            .map(|(ij, _)| ij)
+            .collect();
+        for mut frame in self.diff3d.outer_iter_mut() {
+            for &ij in &bad {
+                if let Some(v) = frame.get_mut(ij) {
+                    *v = 0.0;
+                }
+            }
+        }
+        if !bad.is_empty() {
+            tracing::info!(
+                bad_pixels = bad.len(),
+                "bad pixels set to 0 and left out of the loss"
+            );
+        }
+        bad.len()
+    }
+}
+
+/// NPZ key of the bad-pixel mask.
+const BAD_PIXELS: &str = "bad_pixels";
+
+/// The mask must be `(N, N)` and leave at least one pixel.
+fn check_bad_pixels(path: &Path, bp: &Array2<bool>, n: usize) -> Result<()> {
+    if bp.dim() != (n, n) {
+        return Err(bad(
+            path,
+            BAD_PIXELS,
+            format!(
+                "shape {:?}, expected ({n}, {n}) (the diffraction size N)",
+                bp.shape()
+            ),
+        ));
+    }
+    if bp.iter().all(|b| *b) {
+        return Err(bad(
+            path,
+            BAD_PIXELS,
+            format!("all {} pixels are marked bad", n * n),
+        ));
+    }
+    Ok(())
+}
+
+/// `bad_pixels` as numpy bool, or integers 0/1; absent → `None`.
+fn read_bad_pixels(r: &mut Reader, n: usize) -> Result<Option<Array2<bool>>> {
+    let Some(info) = r.entries.get(BAD_PIXELS).cloned() else {
+        return Ok(None);
+    };
+    let path = r.path().to_path_buf();
+    let a: ArrayD<bool> = if info.descr.trim_start_matches(['<', '>', '=', '|']) == "b1" {
+        r.read_raw::<bool>(BAD_PIXELS)
+            .map_err(|reason| bad(&path, BAD_PIXELS, reason))?
+    } else if matches!(info.kind, npz::Kind::Int(_)) {
+        let v = r.int_i64(BAD_PIXELS)?;
+        if let Some(x) = v.iter().find(|x| **x != 0 && **x != 1) {
+            return Err(bad(
+                &path,
+                BAD_PIXELS,
+                format!("value {x}: an integer mask must hold only 0 and 1"),
+            ));
+        }
+        v.mapv(|x| x == 1)
+    } else {
+        return Err(bad(
+            &path,
+            BAD_PIXELS,
+            format!("dtype {} is not bool or integer", info.descr),
+        ));
+    };
+    if a.shape() != [n, n] {
+        return Err(bad(
+            &path,
+            BAD_PIXELS,
+            format!(
+                "shape {:?}, expected ({n}, {n}) (the diffraction size N)",
+                a.shape()
+            ),
+        ));
+    }
+    Ok(Some(to_rank::<_, Ix2>(&path, BAD_PIXELS, a)?))
 }
 
 fn bad(path: &Path, key: &str, reason: impl Into<String>) -> WorkflowError {

@@ -427,6 +427,10 @@ pub(crate) fn write_raw(raw: &RawData, path: &Path) -> Result<()> {
             npz.add_array("_metadata", &super::metadata::UnicodeScalar(json))
                 .map_err(io)?;
         }
+        if let Some(bp) = &raw.bad_pixels {
+            key_at_fault = "bad_pixels";
+            npz.add_array("bad_pixels", bp).map_err(io)?;
+        }
         key_at_fault = "<finish>";
         npz.finish().map_err(io)?;
         Ok(())

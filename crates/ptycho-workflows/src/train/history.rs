@@ -10,8 +10,9 @@ use crate::imaging::{Series, write_line_chart};
 use ptycho_persist::{LossRecord, write_atomic};
 
 /// One epoch. Losses are sample-weighted means over the epoch's batches (Keras' running mean);
-/// `loss` = `nll_weight·nll + mae_weight·mae`, NLL in expected-count units, MAE on scaled
-/// amplitudes (spec §5).
+/// `loss` = `nll_weight·nll + mae_weight·mae + realspace_weight·realspace`, NLL in expected-count
+/// units, MAE on scaled amplitudes, `realspace` = `tv_weight·TV + realspace_mae_weight·MAE_rs`
+/// (spec §5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     /// Epoch number, counted from 1.
@@ -22,6 +23,9 @@ pub struct EpochRecord {
     pub nll: f64,
     /// MAE term (training).
     pub mae: f64,
+    /// Real-space loss term before its weight (training; 0 when off).
+    #[serde(default)]
+    pub realspace: f64,
     /// Total loss on the validation groups (`None` without validation groups).
     pub val_loss: Option<f64>,
     /// Learning rate used during the epoch.
@@ -56,16 +60,25 @@ pub fn to_loss_records(history: &[EpochRecord]) -> Vec<LossRecord> {
 pub const CSV_HEADER: &str = "epoch,loss,nll,mae,val_loss,lr,seconds,samples_per_s";
 
 /// The history as CSV (header + one line per epoch; an absent `val_loss` is an empty field).
+/// A run with the real-space loss on has one more column, `realspace`, at the end.
 pub fn to_csv(history: &[EpochRecord]) -> String {
+    let with_rs = history.iter().any(|r| r.realspace != 0.0);
     let mut out = String::from(CSV_HEADER);
+    if with_rs {
+        out.push_str(",realspace");
+    }
     out.push('\n');
     for r in history {
         let val = r.val_loss.map(|v| v.to_string()).unwrap_or_default();
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{},{},{},{},{},{},{},{}",
             r.epoch, r.loss, r.nll, r.mae, val, r.lr, r.seconds, r.samples_per_s
         );
+        if with_rs {
+            let _ = write!(out, ",{}", r.realspace);
+        }
+        out.push('\n');
     }
     out
 }
@@ -107,6 +120,7 @@ mod tests {
                 loss: 2.5,
                 nll: 2.5,
                 mae: 0.0,
+                realspace: 0.0,
                 val_loss: Some(2.0),
                 lr: 1e-3,
                 seconds: 1.5,
@@ -117,6 +131,7 @@ mod tests {
                 loss: 2.0,
                 nll: 2.0,
                 mae: 0.0,
+                realspace: 0.0,
                 val_loss: None,
                 lr: 5e-4,
                 seconds: 1.0,

@@ -30,7 +30,8 @@ use ndarray::Array2;
 use num_complex::{Complex32, Complex64};
 use ptycho_config::{Params, ProbeField, TrainingConfig, Valid};
 use ptycho_model::{
-    DeviceKind, LossValues, LossWeights, ModelError, PtychoPinn, TrainStep, physics, train::adam,
+    DeviceKind, LossValues, LossWeights, ModelError, PixelMask, PtychoPinn, TrainStep, physics,
+    train::adam,
 };
 use ptycho_persist::{
     ARCHIVE_NAME, SaveOptions, remove_stale_temporaries, save_model, write_bytes_atomic,
@@ -39,7 +40,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-pub use crate::model_inputs::{ModelInputs, OffsetSource};
+pub use crate::model_inputs::{ModelInputs, OffsetSource, RealspaceTruth};
 pub use batch::split_sizes;
 pub use checkpoint::{CHECKPOINT_NAME, CheckpointState};
 pub use history::EpochRecord;
@@ -204,6 +205,7 @@ struct Means {
     total: f64,
     nll: f64,
     mae: f64,
+    realspace: f64,
     count: usize,
 }
 
@@ -212,11 +214,17 @@ impl Means {
         self.total += v.total * b as f64;
         self.nll += v.nll * b as f64;
         self.mae += v.mae * b as f64;
+        self.realspace += v.realspace * b as f64;
         self.count += b;
     }
-    fn get(&self) -> [f64; 3] {
+    fn get(&self) -> [f64; 4] {
         let c = self.count.max(1) as f64;
-        [self.total / c, self.nll / c, self.mae / c]
+        [
+            self.total / c,
+            self.nll / c,
+            self.mae / c,
+            self.realspace / c,
+        ]
     }
 }
 
@@ -252,7 +260,16 @@ fn run(
             }
         }
     }
-    let weights = LossWeights::from_training(cfg)?;
+    let weights = LossWeights::from_training(cfg);
+    if weights.needs_ground_truth() && raw.y.is_none() && raw.object_guess.is_none() {
+        return Err(WorkflowError::TrainingData {
+            reason: format!(
+                "realspace_mae_weight = {} compares the object with the ground truth, but the \
+                 training data have neither `Y` nor `objectGuess`",
+                cfg.realspace_mae_weight
+            ),
+        });
+    }
 
     // CONFIG-001: params first; everything below takes them as an argument.
     let params = training_params(cfg, raw)?;
@@ -267,6 +284,16 @@ fn run(
     let grouped = group(raw, &params, &cfg.grouping())?;
     let s = params.intensity_scale();
     let inputs = ModelInputs::from_grouped(&grouped, s, OffsetSource::Start);
+    let truth = if weights.needs_ground_truth() {
+        RealspaceTruth::from_grouped(&grouped, OffsetSource::Start)
+    } else {
+        None
+    };
+    let bad_pixels = raw
+        .bad_pixels
+        .as_ref()
+        .map(|bp| PixelMask::from_bad(bp.nrows(), &bp.iter().copied().collect::<Vec<_>>()))
+        .transpose()?;
     let fingerprint =
         checkpoint::fingerprint(grouped.nn_indices.iter().copied(), grouped.norm_factor);
     let n_groups = grouped.n_groups();
@@ -290,7 +317,7 @@ fn run(
 
     let device: Device = opts.device.to_device()?.autodiff();
     let mut model = PtychoPinn::new_seeded(&params, &device, cfg.seed)?;
-    let mut step = TrainStep::new(weights);
+    let mut step = TrainStep::new(weights).with_bad_pixels(bad_pixels.clone());
 
     let mut state = CheckpointState {
         epochs_done: 0,
@@ -347,7 +374,7 @@ fn run(
         }
         let (m, o) = ck.restore(model, adam())?;
         model = m;
-        step = TrainStep::with_optimizer(weights, o);
+        step = TrainStep::with_optimizer(weights, o).with_bad_pixels(bad_pixels);
         state = ck.state;
         resumed_from_epoch = Some(state.epochs_done);
         tracing::info!(epochs_done = state.epochs_done, lr = state.lr, "resuming");
@@ -388,7 +415,8 @@ fn run(
         let mut means = Means::default();
         for (bi, chunk) in order.chunks(bs).enumerate() {
             let (x, pos) = inputs.batch(chunk, &device);
-            let v = match step.step(model, x.clone(), pos, x, state.lr) {
+            let t = truth.as_ref().map(|t| t.batch(chunk, &device));
+            let v = match step.step_with_truth(model, x.clone(), pos, x, t, state.lr) {
                 Ok((m, v)) => {
                     model = m;
                     v
@@ -416,18 +444,23 @@ fn run(
             let mut vmeans = Means::default();
             for chunk in val_idx.chunks(bs) {
                 let (x, pos) = inputs.batch(chunk, &inner);
-                vmeans.add(step.evaluate(&vm, x.clone(), pos, x)?, chunk.len());
+                let t = truth.as_ref().map(|t| t.batch(chunk, &inner));
+                vmeans.add(
+                    step.evaluate_with_truth(&vm, x.clone(), pos, x, t)?,
+                    chunk.len(),
+                );
             }
             Some(vmeans.get()[0])
         };
         let seconds = t0.elapsed().as_secs_f64();
         pb.finish_and_clear();
-        let [l, nll, mae] = means.get();
+        let [l, nll, mae, realspace] = means.get();
         let record = EpochRecord {
             epoch: epoch + 1,
             loss: l,
             nll,
             mae,
+            realspace,
             val_loss,
             lr: state.lr,
             seconds,
