@@ -39,7 +39,7 @@ pub const CHECKPOINT_NAME: &str = "checkpoint.zip";
 /// `format` of the checkpoint's manifest.
 pub const CHECKPOINT_FORMAT: &str = "ptycho-train-checkpoint";
 /// Layout version this crate writes and reads.
-pub const CHECKPOINT_VERSION: u64 = 2;
+pub const CHECKPOINT_VERSION: u64 = 3;
 
 const MANIFEST: &str = "manifest.json";
 const PARAMS: &str = "params.json";

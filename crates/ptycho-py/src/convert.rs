@@ -42,6 +42,7 @@ fn complex2(v: &Bound<'_, PyAny>) -> PyResult<Array2<Complex32>> {
 /// A validated [`RawData`] from the dict (keys as in the NPZ contract: `xcoords`, `ycoords`,
 /// optional `xcoords_start`/`ycoords_start`, `diff3d` float32 amplitudes `(M, N, N)`, `probeGuess`
 /// complex64 `(N, N)`, optional `objectGuess` complex64, optional `scan_index` int64, optional
+/// `bad_pixels` bool `(N, N)` (masked pixels are zeroed and left out of the loss), optional
 /// `nphotons` float (the simulator's photon count)).
 pub fn scan_from_dict(d: &Bound<'_, PyDict>) -> PyResult<RawData> {
     let xcoords = vec1(&required(d, "xcoords")?)?;
@@ -69,6 +70,11 @@ pub fn scan_from_dict(d: &Bound<'_, PyDict>) -> PyResult<RawData> {
                 .to_owned())
         })
         .transpose()?;
+    let bad_pixels = optional(d, "bad_pixels")?
+        .map(|v| -> PyResult<Array2<bool>> {
+            Ok(v.extract::<PyReadonlyArray2<'_, bool>>()?.as_array().to_owned())
+        })
+        .transpose()?;
     let metadata_nphotons = optional(d, "nphotons")?
         .map(|v| v.extract::<f64>())
         .transpose()?;
@@ -83,9 +89,12 @@ pub fn scan_from_dict(d: &Bound<'_, PyDict>) -> PyResult<RawData> {
         scan_index,
         y: None,
         metadata_nphotons,
-        bad_pixels: None,
+        bad_pixels,
     };
+    let mut raw = raw;
     raw.validate(Path::new(ORIGIN)).map_err(py_err)?;
+    // As when the scan is read from an NPZ: masked pixels are zeroed and take no part in the loss.
+    raw.zero_bad_pixels();
     Ok(raw)
 }
 
@@ -103,6 +112,9 @@ pub fn scan_to_dict<'py>(py: Python<'py>, raw: RawData) -> PyResult<Bound<'py, P
     }
     if let Some(s) = raw.scan_index {
         d.set_item("scan_index", s.into_pyarray(py))?;
+    }
+    if let Some(b) = raw.bad_pixels {
+        d.set_item("bad_pixels", b.into_pyarray(py))?;
     }
     if let Some(n) = raw.metadata_nphotons {
         d.set_item("nphotons", n)?;

@@ -89,6 +89,8 @@ class Scan:
         object_guess: the full object if known (ground truth for metrics), complex64 or None.
         xcoords_start, ycoords_start: nominal positions (default: the positions).
         scan_index: ``(M,)`` int64 or None.
+        bad_pixels: ``(N, N)`` bool detector mask or None: masked pixels are zeroed and take no
+            part in the training loss.
         nphotons: photons per pattern recorded by a simulator, or None.
     """
 
@@ -100,6 +102,7 @@ class Scan:
     xcoords_start: np.ndarray | None = None
     ycoords_start: np.ndarray | None = None
     scan_index: np.ndarray | None = None
+    bad_pixels: np.ndarray | None = None
     nphotons: float | None = None
 
     def __post_init__(self) -> None:
@@ -115,6 +118,8 @@ class Scan:
                 setattr(self, name, np.ascontiguousarray(value, dtype=np.float64))
         if self.scan_index is not None:
             self.scan_index = np.ascontiguousarray(self.scan_index, dtype=np.int64)
+        if self.bad_pixels is not None:
+            self.bad_pixels = np.ascontiguousarray(self.bad_pixels, dtype=np.bool_)
 
     @property
     def n_points(self) -> int:
@@ -171,6 +176,7 @@ class Scan:
             "xcoords_start": self.xcoords_start,
             "ycoords_start": self.ycoords_start,
             "scan_index": self.scan_index,
+            "bad_pixels": self.bad_pixels,
         }
         if self.nphotons is not None:
             d["nphotons"] = float(self.nphotons)
@@ -187,6 +193,7 @@ class Scan:
             xcoords_start=d.get("xcoords_start"),
             ycoords_start=d.get("ycoords_start"),
             scan_index=d.get("scan_index"),
+            bad_pixels=d.get("bad_pixels"),
             nphotons=d.get("nphotons"),
         )
 
@@ -211,7 +218,8 @@ def simulate(**settings: Any) -> Scan:
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """One training epoch: sample-weighted mean losses, learning rate and speed."""
+    """One training epoch: sample-weighted mean losses (``loss`` is the weighted total of the
+    ``nll``, ``mae`` and ``realspace`` terms), learning rate and speed."""
 
     epoch: int
     loss: float
@@ -219,8 +227,9 @@ class EpochRecord:
     mae: float
     val_loss: float | None
     lr: float
-    seconds: float
-    samples_per_s: float
+    seconds: float = 0.0
+    samples_per_s: float = 0.0
+    realspace: float = 0.0
 
 
 @dataclass
@@ -335,7 +344,7 @@ class Model:
 
 def _history(records: list[Mapping[str, Any]]) -> list[EpochRecord]:
     keys = EpochRecord.__dataclass_fields__.keys()
-    return [EpochRecord(**{k: r.get(k) for k in keys}) for r in records]
+    return [EpochRecord(**{k: r[k] for k in keys if k in r}) for r in records]
 
 
 def load_model(path: PathLike) -> Model:
@@ -379,7 +388,7 @@ def train(
     def on_epoch(text: str) -> bool:
         if progress is None:
             return True
-        return progress(EpochRecord(**json.loads(text))) is not False
+        return progress(_history([json.loads(text)])[0]) is not False
 
     try:
         report = json.loads(

@@ -12,8 +12,8 @@ this one to a running ``ModelCore``, and an upstream registration would take two
 (and the new library added to the list handed to ``ProcessingCore``).
 
 Units at this boundary: Ptychodus's diffraction patterns are intensities (photon counts, the
-detector's dtype); ptycho's are amplitudes, so the patterns are square-rooted here, after
-Ptychodus's own bad-pixel inpainting. Positions go through the product's object geometry
+detector's dtype); ptycho's are amplitudes, so the patterns are square-rooted here. Ptychodus's
+bad-pixel mask goes with them: those pixels are zeroed and take no part in the training loss. Positions go through the product's object geometry
 (metres → object pixels) and the reconstruction comes back in that geometry: same pixel size,
 with the centre placed so that every scan position lands on the pixel ptycho stitched it at.
 A probe mode stack uses mode 0 (logged when there are more). Loss epochs handed to Ptychodus
@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 from ptychodus.api.io import save_ptychopinn_training_data
 from ptychodus.api.object import Object, ObjectCenter
-from ptychodus.api.preprocess.diffraction import inpaint_bad_pixels
 from ptychodus.api.product import LossValue, Product
 from ptychodus.api.reconstruct import (
     ReconstructInput,
@@ -115,8 +114,10 @@ class PtychoRSTrainingSettings:
         self.n_groups = g.create_integer_parameter("NumGroups", 0, minimum=0)
         self.seed = g.create_integer_parameter("Seed", 45, minimum=0)
 
-    def as_settings(self, n_points: int) -> dict[str, Any]:
+    def as_settings(self, n_points: int, gridsize: int) -> dict[str, Any]:
         return {
+            # Ptychodus has no training K; a group of gridsize² members needs at least that many.
+            "neighbor_count": max(4, gridsize * gridsize),
             "nphotons": self.nphotons.get_value(),
             "batch_size": self.batch_size.get_value(),
             "nepochs": self.nepochs.get_value(),
@@ -138,7 +139,8 @@ class PtychoRSInferenceSettings:
     def __init__(self, registry: SettingsRegistry) -> None:
         g = registry.create_group("PtychoRSInference")
         self.model_path = g.create_path_parameter("ModelPath", Path("/path/to/wts.h5.zip"))
-        self.n_nearest_neighbors = g.create_integer_parameter("NumNearestNeighbors", 7, minimum=0)
+        # 0 (the default) = ptycho's default K = max(4, gridsize²); Ptychodus's PtychoPINN uses 7.
+        self.n_nearest_neighbors = g.create_integer_parameter("NumNearestNeighbors", 0, minimum=0)
         # Groups to reconstruct; 0 (the default) = ptycho's default, which covers the scan.
         self.n_samples = g.create_integer_parameter("NumSamples", 0, minimum=0)
         self.batch_size = g.create_integer_parameter("BatchSize", 16, minimum=1)
@@ -147,10 +149,11 @@ class PtychoRSInferenceSettings:
 
     def as_settings(self) -> dict[str, Any]:
         s: dict[str, Any] = {
-            "neighbor_count": self.n_nearest_neighbors.get_value(),
             "batch_size": self.batch_size.get_value(),
             "stitch_crop": self.stitch_crop.get_value(),
         }
+        if self.n_nearest_neighbors.get_value() > 0:
+            s["neighbor_count"] = self.n_nearest_neighbors.get_value()
         if self.n_samples.get_value() > 0:
             s["n_groups"] = self.n_samples.get_value()
         return s
@@ -171,26 +174,35 @@ def _amplitudes(counts: np.ndarray, what: str) -> np.ndarray:
     return np.sqrt(intensity).astype(np.float32)
 
 
+def _mask(bad_pixels: Any) -> np.ndarray | None:
+    if bad_pixels is None:
+        return None
+    mask = np.asarray(bad_pixels, dtype=np.bool_)
+    return mask if mask.any() else None
+
+
 def scan_from_reconstruct_input(parameters: ReconstructInput) -> ptycho_rs.Scan:
-    """The ptycho scan of a Ptychodus reconstruct input: bad pixels inpainted (as Ptychodus does
-    for its PtychoPINN), intensities → amplitudes, positions in the object's pixels, probe mode 0.
-    The input object is Ptychodus's initial guess, not a ground truth, so it is not passed."""
+    """The ptycho scan of a Ptychodus reconstruct input: intensities → amplitudes, positions in
+    the object's pixels, probe mode 0, and the bad-pixel mask (those pixels are zeroed, as in
+    training, where they take no part in the loss). The input object is Ptychodus's initial
+    guess, not a ground truth, so it is not passed."""
     product = parameters.product
     geometry = product.object_.get_geometry()
     positions = product.probe_positions
-    patterns = inpaint_bad_pixels(parameters.diffraction_patterns, parameters.bad_pixels)
     return ptycho_rs.Scan(
         xcoords=geometry.map_probe_positions_to_object_x_px(positions),
         ycoords=geometry.map_probe_positions_to_object_y_px(positions),
-        diff3d=_amplitudes(patterns, "diffraction patterns"),
+        diff3d=_amplitudes(parameters.diffraction_patterns, "diffraction patterns"),
         probe_guess=_probe_mode0(product.probes.get_probe_no_opr().get_array(), "product"),
+        bad_pixels=_mask(parameters.bad_pixels),
     )
 
 
 def load_training_file(path: Path) -> ptycho_rs.Scan:
     """A training NPZ as Ptychodus exports it (``save_ptychopinn_training_data``: ``diff3d``
-    intensities in the detector's dtype, ``bad_pixels`` already inpainted, ``probeGuess`` a mode
-    stack), or a reference-contract NPZ (``diff3d`` amplitudes, no ``bad_pixels``)."""
+    intensities in the detector's dtype, ``bad_pixels`` the pixels it filled in, ``probeGuess`` a
+    mode stack), or a reference-contract NPZ (``diff3d`` amplitudes, no ``bad_pixels``). Masked
+    pixels are zeroed and take no part in the loss."""
     with np.load(path, allow_pickle=False) as f:
         if "bad_pixels" not in f.files:
             return ptycho_rs.Scan.load(path)
@@ -203,6 +215,7 @@ def load_training_file(path: Path) -> ptycho_rs.Scan:
             diff3d=_amplitudes(f["diff3d"], f"{path}: diff3d"),
             probe_guess=_probe_mode0(f["probeGuess"], str(path)),
             object_guess=f["objectGuess"] if "objectGuess" in f.files else None,
+            bad_pixels=_mask(f["bad_pixels"]),
         )
 
 
@@ -306,7 +319,9 @@ class PtychoRSReconstructor(TrainableReconstructor):
         scan = load_training_file(train_file)
         settings = {
             **self._model_settings.as_settings(),
-            **self._training_settings.as_settings(scan.n_points),
+            **self._training_settings.as_settings(
+                scan.n_points, self._model_settings.gridsize.get_value()
+            ),
             "N": scan.n,
         }
         events: queue.Queue[tuple[str, Any]] = queue.Queue()
