@@ -210,27 +210,19 @@ fn counts_in_any_dtype_and_float_amplitudes_reconstruct_alike() {
 
     // Other dtypes holding the same counts: int32, int64, uint32, float64 (integral, auto →
     // counts) give the same reconstruction; uint8 holds counts too (its own, smaller ones).
-    let as_f64 = counts.mapv(f64::from);
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
-        (
-            "int32",
-            Box::new(|p| write_scan(p, &raw, &counts.mapv(i32::from), true)),
-        ),
-        (
-            "int64",
-            Box::new(|p| write_scan(p, &raw, &counts.mapv(i64::from), true)),
-        ),
-        (
-            "uint32",
-            Box::new(|p| write_scan(p, &raw, &counts.mapv(u32::from), true)),
-        ),
-        ("float64", Box::new(|p| write_scan(p, &raw, &as_f64, true))),
+    let files = [
+        ("int32", t.join("counts_int32.npz")),
+        ("int64", t.join("counts_int64.npz")),
+        ("uint32", t.join("counts_uint32.npz")),
+        ("float64", t.join("counts_float64.npz")),
     ];
-    for (dtype, write) in &cases {
-        let f = t.join(format!("counts_{dtype}.npz"));
-        write(&f);
+    write_scan(&files[0].1, &raw, &counts.mapv(i32::from), true);
+    write_scan(&files[1].1, &raw, &counts.mapv(i64::from), true);
+    write_scan(&files[2].1, &raw, &counts.mapv(u32::from), true);
+    write_scan(&files[3].1, &raw, &counts.mapv(f64::from), true);
+    for (dtype, f) in &files {
         let out = t.join(format!("r_{dtype}"));
-        let run = infer(&model, &f, &out, &[]);
+        let run = infer(&model, f, &out, &[]);
         assert!(
             run.stderr
                 .contains(&format!("`diff3d` ({dtype}) read as photon counts")),
