@@ -181,17 +181,17 @@ fn counts_in_any_dtype_and_float_amplitudes_reconstruct_alike() {
 
     let run = infer(&model, &u16_file, &t.join("r_u16"), &[]);
     assert!(
-        run.stderr
+        run.stdout
             .contains("`diff3d` (uint16) read as photon counts, square-rooted to amplitudes"),
         "{}",
-        run.stderr
+        run.stdout
     );
     let run = infer(&model, &amp_file, &t.join("r_amp"), &[]);
     assert!(
-        run.stderr
+        run.stdout
             .contains("`diff3d` (float32) read as amplitudes (sqrt of counts), used as stored"),
         "{}",
-        run.stderr
+        run.stdout
     );
     let (o_counts, origin_counts) = reconstruction(&t.join("r_u16"));
     let (o_amp, origin_amp) = reconstruction(&t.join("r_amp"));
@@ -224,10 +224,10 @@ fn counts_in_any_dtype_and_float_amplitudes_reconstruct_alike() {
         let out = t.join(format!("r_{dtype}"));
         let run = infer(&model, f, &out, &[]);
         assert!(
-            run.stderr
+            run.stdout
                 .contains(&format!("`diff3d` ({dtype}) read as photon counts")),
             "{dtype}: {}",
-            run.stderr
+            run.stdout
         );
         let rel = max_rel_diff(&o_counts, &reconstruction(&out).0);
         assert!(rel < 1e-4, "{dtype}: max relative difference {rel}");
@@ -237,9 +237,9 @@ fn counts_in_any_dtype_and_float_amplitudes_reconstruct_alike() {
     write_scan(&u8_file, &raw, &small, true);
     let run = infer(&model, &u8_file, &t.join("r_u8"), &[]);
     assert!(
-        run.stderr.contains("(uint8) read as photon counts"),
+        run.stdout.contains("(uint8) read as photon counts"),
         "{}",
-        run.stderr
+        run.stdout
     );
 
     // Explicit units win over the guess: counts read as amplitudes reconstruct differently, and
@@ -251,10 +251,10 @@ fn counts_in_any_dtype_and_float_amplitudes_reconstruct_alike() {
         &["--diffraction-units", "amplitude"],
     );
     assert!(
-        run.stderr
+        run.stdout
             .contains("read as amplitudes (sqrt of counts), used as stored: as set (diffraction_units = amplitude)"),
         "{}",
-        run.stderr
+        run.stdout
     );
     let rel = max_rel_diff(&o_counts, &reconstruction(&t.join("r_u16_amp")).0);
     assert!(rel > 1e-3, "amplitude reading changed nothing: {rel}");
@@ -266,9 +266,9 @@ fn counts_in_any_dtype_and_float_amplitudes_reconstruct_alike() {
         &["--diffraction_units", "counts"],
     );
     assert!(
-        run.stderr.contains("(float32) read as photon counts"),
+        run.stdout.contains("(float32) read as photon counts"),
         "{}",
-        run.stderr
+        run.stdout
     );
     let rel = max_rel_diff(&o_amp, &reconstruction(&t.join("r_amp_counts")).0);
     assert!(rel > 1e-3, "counts reading changed nothing: {rel}");
@@ -342,13 +342,13 @@ fn ptychodus_export_and_training_folder() {
     let model = archive(&t.join("model"));
     let run = infer(&model, &fixture, &t.join("r"), &[]);
     assert!(
-        run.stderr
+        run.stdout
             .contains("`diff3d` (uint16) read as photon counts")
             && run
-                .stderr
+                .stdout
                 .contains("`probeGuess` is a stack of 2 probe modes; using mode 0"),
         "{}",
-        run.stderr
+        run.stdout
     );
     assert!(run.stdout.contains("8 patterns"), "{}", run.stdout);
 
@@ -378,12 +378,12 @@ fn ptychodus_export_and_training_folder() {
         run.stdout
     );
     assert!(
-        run.stderr.contains(&format!(
+        run.stdout.contains(&format!(
             "{}: `diff3d` (uint16)",
             folder.join("train_data.npz").display()
         )),
         "{}",
-        run.stderr
+        run.stdout
     );
     assert!(out.join("wts.h5.zip").is_file());
     assert!(out.join("reconstruction/reconstruction.npz").is_file());
@@ -402,10 +402,10 @@ fn ptychodus_export_and_training_folder() {
         "4",
         "--quiet",
     ]);
-    assert!(!run.stderr.contains("note:"), "{}", run.stderr);
+    assert!(!run.stdout.contains("note:"), "{}", run.stdout);
     // The folder's test file at inference.
     let run = infer(&model, &folder, &t.join("r_folder"), &[]);
-    assert!(run.stderr.contains("test_data.npz"), "{}", run.stderr);
+    assert!(run.stdout.contains("test_data.npz"), "{}", run.stdout);
 
     // A directory that is no training folder: one line naming what it lacks.
     let empty = t.join("empty");
@@ -440,7 +440,7 @@ fn coordinate_transforms_move_the_stitched_canvas() {
     let run = |name: &str, extra: &[&str]| {
         let out = t.join(name);
         let o = infer(&model, &f, &out, extra);
-        (reconstruction(&out), o.stderr)
+        (reconstruction(&out), o.stdout)
     };
     let ((o, origin), _) = run("plain", &[]);
     let side = o.nrows() as f64;

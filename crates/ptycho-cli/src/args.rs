@@ -128,7 +128,9 @@ pub struct TrainingOverrides {
     )]
     pub gaussian_smoothing_sigma: Option<f64>,
 
-    /// Training NPZ (amplitudes, DATA-001). Default: none.
+    /// Training NPZ (DATA-001; diff3d in the units of --diffraction-units), or a Ptychodus
+    /// training folder (its train_data.npz; its test_data.npz is the test file unless one is
+    /// given). Default: none.
     #[arg(
         long,
         visible_alias = "train_data_file",
@@ -393,8 +395,9 @@ pub struct InferenceOverrides {
     /// or as model_path in the config file).
     #[arg(long, visible_alias = "model_path", value_name = "DIR|ZIP")]
     pub model: Option<PathBuf>,
-    /// Test data NPZ (diff3d amplitudes, xcoords, ycoords, probeGuess[, objectGuess]). Default:
-    /// none (required here or as test_data_file in the config file).
+    /// Test data NPZ (diff3d, xcoords, ycoords, probeGuess[, objectGuess]), or a Ptychodus
+    /// training folder (its test_data.npz). Default: none (required here or as test_data_file
+    /// in the config file).
     #[arg(long, visible_aliases = ["test_data", "test-data-file", "test_data_file"], value_name = "FILE.npz")]
     pub test_data: Option<PathBuf>,
     /// Output directory (created if missing). Default: inference_outputs.

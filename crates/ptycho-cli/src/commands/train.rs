@@ -96,8 +96,8 @@ fn metadata_nphotons(configured: f64, metadata: Option<f64>, flag_given: bool) -
     metadata.filter(|&m| !flag_given && m != configured)
 }
 
-/// Read a data file as `options` say, printing what was decided (units, probe mode) on stderr
-/// unless `quiet`.
+/// Read a data file as `options` say, printing what was decided (units, probe mode) on stdout
+/// unless `quiet` (stdout: a failing command's stderr stays the one error line).
 pub(crate) fn load_data(
     path: &Path,
     options: &DataOptions,
@@ -106,7 +106,7 @@ pub(crate) fn load_data(
     let (raw, report) = RawData::load(path, options)?;
     if !quiet {
         for line in report.lines() {
-            eprintln!("note: {line}");
+            println!("note: {line}");
         }
     }
     Ok(raw)

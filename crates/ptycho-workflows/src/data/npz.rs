@@ -355,7 +355,7 @@ impl Reader {
                 return Err(self.bad(
                     key,
                     format!(
-                        "dtype {} is not a real number type (float32/float64 or an integer type)",
+                        "dtype {} is not float32/float64 or an integer type",
                         info.descr
                     ),
                 ));
