@@ -570,3 +570,56 @@ pub fn test_file(path: &Path) -> Result<PathBuf> {
 pub const TRAIN_FILE_NAME: &str = "train_data.npz";
 /// Name of the test file in a Ptychodus training folder.
 pub const TEST_FILE_NAME: &str = "test_data.npz";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coordinate_transforms_follow_the_reference_order() {
+        let c = || {
+            [
+                Array1::from(vec![1.0, 2.0]),
+                Array1::from(vec![10.0, 20.0]),
+                Array1::from(vec![1.5, 2.5]),
+                Array1::from(vec![10.5, 20.5]),
+            ]
+        };
+        let o = DataOptions {
+            flip_x: true,
+            swap_xy: true,
+            coord_scale: 2.0,
+            ..DataOptions::default()
+        };
+        // Negate x, then swap, then scale: x ← 2·y, y ← 2·(−x).
+        let [x, y, xs, ys] = transform_coordinates(c(), &o);
+        assert_eq!(x.to_vec(), vec![20.0, 40.0]);
+        assert_eq!(y.to_vec(), vec![-2.0, -4.0]);
+        assert_eq!(xs.to_vec(), vec![21.0, 41.0]);
+        assert_eq!(ys.to_vec(), vec![-3.0, -5.0]);
+        let o = DataOptions {
+            flip_y: true,
+            ..DataOptions::default()
+        };
+        let [x, y, _, ys] = transform_coordinates(c(), &o);
+        assert_eq!(
+            (x.to_vec(), y.to_vec()),
+            (vec![1.0, 2.0], vec![-10.0, -20.0])
+        );
+        assert_eq!(ys.to_vec(), vec![-10.5, -20.5]);
+        assert!(!DataOptions::default().transforms_coordinates());
+    }
+
+    #[test]
+    fn probe_stacks_give_mode_zero() {
+        let stack = ArrayD::from_shape_fn(vec![3, 4, 4], |i| Complex32::new(i[0] as f32, 0.0));
+        let (p, modes) = probe_mode_zero(stack, 4);
+        assert_eq!((p.shape(), modes), (&[4usize, 4][..], Some(3)));
+        assert!(p.iter().all(|z| z.re == 0.0));
+        // A plain (N, N) probe, or a stack of another size, is left alone.
+        let plain = ArrayD::<Complex32>::zeros(vec![4, 4]);
+        assert_eq!(probe_mode_zero(plain, 4).1, None);
+        let other = ArrayD::<Complex32>::zeros(vec![2, 8, 8]);
+        assert_eq!(probe_mode_zero(other, 4).0.shape(), &[2, 8, 8]);
+    }
+}
