@@ -672,17 +672,16 @@ mod tests {
     #[test]
     fn auto_units_read_integers_and_integral_floats_as_counts() {
         use DiffractionUnits::{Amplitude, Auto, Counts};
-        let v = |xs: &[f64]| xs.to_vec().into_iter();
         // Integer dtypes are counts whatever their values.
-        assert!(decide(Auto, true, v(&[0.0, 1.0])).0);
+        assert!(decide(Auto, true, [0.0, 1.0].into_iter()).0);
         // Floats: counts only when all are non-negative integers and one reaches 10.
-        assert!(decide(Auto, false, v(&[0.0, 3.0, 10.0])).0);
-        assert!(!decide(Auto, false, v(&[0.0, 3.0, 9.0])).0);
-        assert!(!decide(Auto, false, v(&[0.0, 30.5, 100.0])).0);
-        assert!(!decide(Auto, false, v(&[-1.0, 30.0])).0);
+        assert!(decide(Auto, false, [0.0, 3.0, 10.0].into_iter()).0);
+        assert!(!decide(Auto, false, [0.0, 3.0, 9.0].into_iter()).0);
+        assert!(!decide(Auto, false, [0.0, 30.5, 100.0].into_iter()).0);
+        assert!(!decide(Auto, false, [-1.0, 30.0].into_iter()).0);
         // Explicit units win.
-        assert!(!decide(Amplitude, true, v(&[100.0])).0);
-        assert!(decide(Counts, false, v(&[0.5])).0);
+        assert!(!decide(Amplitude, true, [100.0].into_iter()).0);
+        assert!(decide(Counts, false, [0.5].into_iter()).0);
         assert_eq!(dtype_name("<u2"), "uint16");
         assert_eq!(dtype_name("|u1"), "uint8");
         assert_eq!(dtype_name(">f8"), "float64");
