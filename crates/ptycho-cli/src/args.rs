@@ -13,8 +13,8 @@ use clap::builder::{BoolishValueParser, PossibleValuesParser, TypedValueParser};
 use clap::{ArgAction, Args};
 use ptycho_config::file::ConfigFile;
 use ptycho_config::{
-    AmpActivation, ConfigError, EvaluationConfig, InferenceConfig, ModelType, SimObject,
-    SimulationConfig, TrainingConfig, Valid, load_file,
+    AmpActivation, ConfigError, DiffractionUnits, EvaluationConfig, InferenceConfig, ModelType,
+    SimObject, SimulationConfig, TrainingConfig, Valid, load_file,
 };
 use ptycho_model::DeviceKind;
 
@@ -90,6 +90,33 @@ fn model_type_parser() -> impl TypedValueParser<Value = ModelType> {
     PossibleValuesParser::new(ModelType::NAMES).try_map(|s| s.parse::<ModelType>())
 }
 
+fn units_parser() -> impl TypedValueParser<Value = DiffractionUnits> {
+    PossibleValuesParser::new(DiffractionUnits::NAMES).try_map(|s| s.parse::<DiffractionUnits>())
+}
+
+/// The data-reading flags of `ptycho train` and `ptycho infer` (units, coordinate transforms).
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Data options")]
+pub struct DataFlags {
+    /// Units of diff3d: amplitude (sqrt of counts, used as stored), counts (square-rooted) or
+    /// auto (integer arrays, and float arrays of non-negative integers reaching 10, are counts).
+    /// Default: auto.
+    #[arg(long, visible_alias = "diffraction_units", value_name = "UNITS", value_parser = units_parser())]
+    pub diffraction_units: Option<DiffractionUnits>,
+    /// Negate the x coordinates at load (true/false). Default: false.
+    #[arg(long, visible_alias = "flip_x", value_name = "BOOL", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub flip_x: Option<bool>,
+    /// Negate the y coordinates at load (true/false). Default: false.
+    #[arg(long, visible_alias = "flip_y", value_name = "BOOL", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub flip_y: Option<bool>,
+    /// Swap x and y at load, after the flips (true/false). Default: false.
+    #[arg(long, visible_alias = "swap_xy", value_name = "BOOL", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub swap_xy: Option<bool>,
+    /// Multiply the coordinates by this factor at load, after flips and swap (> 0). Default: 1.0.
+    #[arg(long, visible_alias = "coord_scale", value_name = "FACTOR")]
+    pub coord_scale: Option<f64>,
+}
+
 /// One optional flag per `TrainingConfig` / `ModelConfig` field; a flag that is given replaces the
 /// value from the defaults or the config file. Help texts state units and defaults.
 #[derive(Debug, Clone, Default, Args)]
@@ -133,7 +160,9 @@ pub struct TrainingOverrides {
     )]
     pub gaussian_smoothing_sigma: Option<f64>,
 
-    /// Training NPZ (amplitudes, DATA-001). Default: none.
+    /// Training NPZ (DATA-001; diff3d in the units of --diffraction-units), or a Ptychodus
+    /// training folder (its train_data.npz; its test_data.npz is the test file unless one is
+    /// given). Default: none.
     #[arg(
         long,
         visible_alias = "train_data_file",
@@ -315,6 +344,9 @@ pub struct TrainingOverrides {
         help_heading = "Training options"
     )]
     pub output_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub data: DataFlags,
 }
 
 /// `if let Some(v) = src { dst = v.into() }` for each pair (`.into()` wraps `Option` targets).
@@ -369,6 +401,11 @@ impl TrainingOverrides {
             self.plateau_min_lr => cfg.plateau_min_lr,
             self.early_stop_patience => cfg.early_stop_patience,
             self.output_dir => cfg.output_dir,
+            self.data.diffraction_units => cfg.diffraction_units,
+            self.data.flip_x => cfg.flip_x,
+            self.data.flip_y => cfg.flip_y,
+            self.data.swap_xy => cfg.swap_xy,
+            self.data.coord_scale => cfg.coord_scale,
         }
     }
 }
@@ -401,8 +438,9 @@ pub struct InferenceOverrides {
     /// or as model_path in the config file).
     #[arg(long, visible_alias = "model_path", value_name = "DIR|ZIP")]
     pub model: Option<PathBuf>,
-    /// Test data NPZ (diff3d amplitudes, xcoords, ycoords, probeGuess[, objectGuess]). Default:
-    /// none (required here or as test_data_file in the config file).
+    /// Test data NPZ (diff3d, xcoords, ycoords, probeGuess[, objectGuess]), or a Ptychodus
+    /// training folder (its test_data.npz). Default: none (required here or as test_data_file
+    /// in the config file).
     #[arg(long, visible_aliases = ["test_data", "test-data-file", "test_data_file"], value_name = "FILE.npz")]
     pub test_data: Option<PathBuf>,
     /// Output directory (created if missing). Default: inference_outputs.
@@ -432,6 +470,9 @@ pub struct InferenceOverrides {
     /// on tch-cpu a pass holds at most 16 groups (faster there). Default: 32.
     #[arg(long, visible_alias = "batch_size", value_name = "INT")]
     pub batch_size: Option<usize>,
+
+    #[command(flatten)]
+    pub data: DataFlags,
 }
 
 impl InferenceOverrides {
@@ -448,6 +489,11 @@ impl InferenceOverrides {
             self.seed => cfg.seed,
             self.stitch_crop => cfg.stitch_crop,
             self.batch_size => cfg.batch_size,
+            self.data.diffraction_units => cfg.diffraction_units,
+            self.data.flip_x => cfg.flip_x,
+            self.data.flip_y => cfg.flip_y,
+            self.data.swap_xy => cfg.swap_xy,
+            self.data.coord_scale => cfg.coord_scale,
         }
     }
 }
@@ -482,7 +528,9 @@ pub struct SimulationOverrides {
     /// Number of scan positions, i.e. diffraction patterns (≥ 1). Default: 512.
     #[arg(long, visible_alias = "n_images", value_name = "M")]
     pub n_images: Option<usize>,
-    /// Synthetic object (lines: random smoothed lines, real amplitude, zero phase). Default: lines.
+    /// Synthetic object, a real amplitude with zero phase: lines (random smoothed lines), grf
+    /// (Gaussian random field), points (smoothed random impulses) or diagonals (horizontal,
+    /// vertical and ±45° lines). Default: lines.
     #[arg(long, value_name = "KIND", value_parser = sim_object_parser())]
     pub object: Option<SimObject>,
     /// Object side in pixels (≥ N). Default: none (int(3.5·N) = 224 for N = 64).
@@ -501,6 +549,10 @@ pub struct SimulationOverrides {
     /// Store noise-free amplitudes instead of drawing Poisson counts (noise = false).
     #[arg(long)]
     pub no_noise: bool,
+    /// NPZ whose objectGuess and probeGuess (a (modes, N, N) stack gives mode 0) replace the
+    /// synthetic object and the default probe; N must be the probe's width. Default: none.
+    #[arg(long, visible_alias = "input_file", value_name = "FILE.npz")]
+    pub input_file: Option<PathBuf>,
 }
 
 impl SimulationOverrides {
@@ -513,6 +565,7 @@ impl SimulationOverrides {
             self.n => cfg.n,
             self.nphotons => cfg.nphotons,
             self.seed => cfg.seed,
+            self.input_file => cfg.input_file,
         }
         if self.no_noise {
             cfg.noise = false;
@@ -547,6 +600,10 @@ pub struct EvaluationOverrides {
     /// in the reconstruction, else 20).
     #[arg(long, visible_alias = "stitch_crop", value_name = "PIXELS")]
     pub stitch_crop: Option<usize>,
+    /// Units of the ground-truth file's diff3d (amplitude, counts or auto); the metrics use its
+    /// objectGuess. Default: auto.
+    #[arg(long, visible_alias = "diffraction_units", value_name = "UNITS", value_parser = units_parser())]
+    pub diffraction_units: Option<DiffractionUnits>,
 }
 
 impl EvaluationOverrides {
@@ -554,6 +611,7 @@ impl EvaluationOverrides {
     pub fn apply(&self, cfg: &mut EvaluationConfig) {
         override_fields! {
             self.stitch_crop => cfg.stitch_crop,
+            self.diffraction_units => cfg.diffraction_units,
         }
     }
 }
@@ -684,6 +742,16 @@ mod tests {
             "0",
             "--output_dir",
             "out",
+            "--diffraction_units",
+            "counts",
+            "--flip-x",
+            "true",
+            "--flip_y",
+            "yes",
+            "--swap-xy",
+            "1",
+            "--coord_scale",
+            "0.5",
         ]);
         let expected = TrainingConfig {
             model: ModelConfig {
@@ -727,6 +795,11 @@ mod tests {
             plateau_factor: 0.25,
             plateau_min_lr: 0.00001,
             early_stop_patience: 0,
+            diffraction_units: DiffractionUnits::Counts,
+            flip_x: true,
+            flip_y: true,
+            swap_xy: true,
+            coord_scale: 0.5,
         };
         assert_eq!(cfg, expected);
         // The reference's rule: the real-space MAE weight needs the real-space weight.
@@ -794,7 +867,7 @@ mod tests {
         let legacy: serde_json::Map<String, Value> = params.to_legacy().into_iter().collect();
         let key_of = |id: &str| if id == "n" { "N" } else { legacy_key(id) }.to_string();
         let checked = check_help_defaults(&Harness::command(), &legacy, key_of, &[]);
-        assert_eq!(checked, 39);
+        assert_eq!(checked, 44);
     }
 
     #[derive(Debug, Parser)]
@@ -832,7 +905,7 @@ mod tests {
             infer_key,
             &[],
         );
-        assert_eq!(n, 10);
+        assert_eq!(n, 15);
         let sim_key = |id: &str| if id == "n" { "N" } else { id }.to_string();
         let n = check_help_defaults(
             &SimulateHarness::command(),
@@ -840,14 +913,14 @@ mod tests {
             sim_key,
             &["no_noise"],
         );
-        assert_eq!(n, 6);
+        assert_eq!(n, 7);
         let n = check_help_defaults(
             &EvaluateHarness::command(),
             &object(serde_json::to_value(EvaluationConfig::default())),
             str::to_string,
             &[],
         );
-        assert_eq!(n, 1);
+        assert_eq!(n, 2);
     }
 
     /// defaults < file < flags for the inference settings: a value from the file, one from a flag

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::DiffractionUnits;
 use crate::inference::DEFAULT_STITCH_CROP;
 
 /// Everything an evaluation needs from the user.
@@ -12,6 +13,9 @@ pub struct EvaluationConfig {
     /// Stitching crop M in pixels (the ground-truth crop margin is M/2): even, 2 ≤ M ≤ 256. None:
     /// the value stored in the reconstruction, else [`DEFAULT_STITCH_CROP`].
     pub stitch_crop: Option<usize>,
+    /// Units of the ground-truth file's `diff3d` (amplitude, counts or auto); only how the file
+    /// is read, the metrics use its objectGuess.
+    pub diffraction_units: DiffractionUnits,
 }
 
 impl EvaluationConfig {

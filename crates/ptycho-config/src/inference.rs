@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::{DataOptions, DiffractionUnits};
 use crate::model::ModelConfig;
 
 /// Default stitching crop M in pixels (the central M×M window of every predicted patch), also the
@@ -53,6 +54,16 @@ pub struct InferenceConfig {
     pub stitch_crop: usize,
     /// Groups per forward pass, ≥ 1.
     pub batch_size: usize,
+    /// Units of the test file's `diff3d` (amplitude, counts or auto).
+    pub diffraction_units: DiffractionUnits,
+    /// Negate the x coordinates of the test file at load (reference `load_data`).
+    pub flip_x: bool,
+    /// Negate the y coordinates at load.
+    pub flip_y: bool,
+    /// Swap x and y at load (after the flips).
+    pub swap_xy: bool,
+    /// Multiply the coordinates by this factor at load (after flips and swap); finite, > 0.
+    pub coord_scale: f64,
 }
 
 impl Default for InferenceConfig {
@@ -72,11 +83,27 @@ impl Default for InferenceConfig {
             seed: 45,
             stitch_crop: DEFAULT_STITCH_CROP,
             batch_size: 32,
+            diffraction_units: DiffractionUnits::Auto,
+            flip_x: false,
+            flip_y: false,
+            swap_xy: false,
+            coord_scale: 1.0,
         }
     }
 }
 
 impl InferenceConfig {
+    /// How to read the test file.
+    pub fn data_options(&self) -> DataOptions {
+        DataOptions {
+            diffraction_units: self.diffraction_units,
+            flip_x: self.flip_x,
+            flip_y: self.flip_y,
+            swap_xy: self.swap_xy,
+            coord_scale: self.coord_scale,
+        }
+    }
+
     /// Number of groups the reference inference forms (spec §11.3) from `total` scan points at
     /// `gridsize` (the archive's): gridsize 1 → `min(n_groups, total)` (all points when
     /// `n_groups` is None); gridsize > 1 → `max(1, min(n_groups, total / gridsize²))`. Never 0.

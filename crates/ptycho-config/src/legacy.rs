@@ -268,6 +268,11 @@ mod tests {
             plateau_factor: 0.25,
             plateau_min_lr: 1e-5,
             early_stop_patience: 0,
+            diffraction_units: crate::DiffractionUnits::Counts,
+            flip_x: true,
+            flip_y: false,
+            swap_xy: true,
+            coord_scale: 2.0,
         }
     }
 
@@ -342,6 +347,11 @@ mod tests {
             seed: 1,
             stitch_crop: 16,
             batch_size: 4,
+            diffraction_units: crate::DiffractionUnits::Amplitude,
+            flip_x: false,
+            flip_y: true,
+            swap_xy: false,
+            coord_scale: 0.5,
         };
         for c in [InferenceConfig::default(), cfg] {
             let m = c.to_legacy();

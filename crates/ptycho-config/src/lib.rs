@@ -46,6 +46,7 @@ macro_rules! word_enum {
     };
 }
 
+pub mod data;
 mod decode;
 pub mod error;
 pub mod evaluation;
@@ -59,6 +60,7 @@ pub mod simulation;
 pub mod training;
 pub mod validate;
 
+pub use data::{DataOptions, DiffractionUnits};
 pub use error::ConfigError;
 pub use evaluation::EvaluationConfig;
 pub use file::{FileFormat, load_config_file, load_file};

@@ -1,5 +1,7 @@
 //! `SimulationConfig`: the settings of simulating a synthetic dataset (spec §8.1–8.3).
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use crate::legacy::DEFAULT_PROBE_SCALE;
@@ -11,10 +13,21 @@ pub enum SimObject {
     /// Random smoothed lines (spec §8.2): real amplitude, zero phase.
     #[default]
     Lines,
+    /// Gaussian random field, power spectrum k^−0.4, normalised to [0, 1], resampled 2× and
+    /// blurred σ = 1 (spec §8.4, the reference's `grf`).
+    Grf,
+    /// 10 % random unit impulses, `G₁ + 5·G₁₀` (the reference's `points`).
+    Points,
+    /// 40 vertical, 40 horizontal and 40 pairs of ±45° lines, `G₀.₇₅ + 5·G₇.₅` (the reference's
+    /// `diagonals`).
+    Diagonals,
 }
 
 word_enum!(SimObject, "object", {
     Lines => "lines",
+    Grf => "grf",
+    Points => "points",
+    Diagonals => "diagonals",
 });
 
 /// Everything a simulation needs.
@@ -41,6 +54,10 @@ pub struct SimulationConfig {
     pub buffer: Option<f64>,
     /// Width parameter of the default probe (dimensionless, > 0; the reference's 0.7).
     pub default_probe_scale: f64,
+    /// NPZ holding the object (`objectGuess`) and probe (`probeGuess`) to simulate with instead
+    /// of a synthetic object and the default probe (the reference's `simulate_and_save.py
+    /// --input-file`); N must equal the probe's width.
+    pub input_file: Option<PathBuf>,
 }
 
 impl Default for SimulationConfig {
@@ -55,6 +72,7 @@ impl Default for SimulationConfig {
             noise: true,
             buffer: None,
             default_probe_scale: DEFAULT_PROBE_SCALE,
+            input_file: None,
         }
     }
 }

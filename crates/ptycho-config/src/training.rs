@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::{DataOptions, DiffractionUnits};
 use crate::model::ModelConfig;
 
 /// Everything a training run needs.
@@ -75,6 +76,16 @@ pub struct TrainingConfig {
     pub plateau_min_lr: f64,
     /// Epochs without training-loss improvement before training stops (0 = never).
     pub early_stop_patience: usize,
+    /// Units of the data files' `diff3d` (amplitude, counts or auto).
+    pub diffraction_units: DiffractionUnits,
+    /// Negate the x coordinates of the data files at load (reference `load_data`).
+    pub flip_x: bool,
+    /// Negate the y coordinates at load.
+    pub flip_y: bool,
+    /// Swap x and y at load (after the flips).
+    pub swap_xy: bool,
+    /// Multiply the coordinates by this factor at load (after flips and swap); finite, > 0.
+    pub coord_scale: f64,
 }
 
 impl Default for TrainingConfig {
@@ -109,6 +120,24 @@ impl Default for TrainingConfig {
             plateau_factor: 0.5,
             plateau_min_lr: 1e-4,
             early_stop_patience: 3,
+            diffraction_units: DiffractionUnits::Auto,
+            flip_x: false,
+            flip_y: false,
+            swap_xy: false,
+            coord_scale: 1.0,
+        }
+    }
+}
+
+impl TrainingConfig {
+    /// How to read this run's data files.
+    pub fn data_options(&self) -> DataOptions {
+        DataOptions {
+            diffraction_units: self.diffraction_units,
+            flip_x: self.flip_x,
+            flip_y: self.flip_y,
+            swap_xy: self.swap_xy,
+            coord_scale: self.coord_scale,
         }
     }
 }

@@ -181,6 +181,7 @@ impl TrainingConfig {
             "must be in (0, 1)",
         )?;
         non_negative_finite("plateau_min_lr", self.plateau_min_lr)?;
+        positive_finite("coord_scale", self.coord_scale)?;
         Ok(())
     }
 
@@ -261,6 +262,7 @@ impl InferenceConfig {
             "must be ≥ 1",
         )?;
         check_stitch_crop(self.stitch_crop)?;
+        positive_finite("coord_scale", self.coord_scale)?;
         Ok(())
     }
 
@@ -305,6 +307,17 @@ impl SimulationConfig {
 
     /// Rules that relate several fields.
     pub fn check_relations(&self) -> Result<(), ConfigError> {
+        if let (Some(side), Some(file)) = (self.object_size, &self.input_file) {
+            return ensure(
+                false,
+                "object_size",
+                side,
+                &format!(
+                    "not used with input_file {}: the object is the file's objectGuess",
+                    file.display()
+                ),
+            );
+        }
         let side = self.object_side();
         ensure(
             side >= self.n,
@@ -395,6 +408,7 @@ impl Valid<InferenceConfig> {
     pub fn evaluation(&self) -> Valid<EvaluationConfig> {
         Valid(EvaluationConfig {
             stitch_crop: Some(self.stitch_crop),
+            diffraction_units: self.diffraction_units,
         })
     }
 }
@@ -606,13 +620,15 @@ mod tests {
         );
         let e = EvaluationConfig {
             stitch_crop: Some(7),
+            ..Default::default()
         }
         .validate()
         .unwrap_err();
         assert_eq!(field_of(&e), "stitch_crop");
         assert!(
             EvaluationConfig {
-                stitch_crop: Some(22)
+                stitch_crop: Some(22),
+                ..Default::default()
             }
             .validate()
             .is_ok()

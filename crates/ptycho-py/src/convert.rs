@@ -72,7 +72,9 @@ pub fn scan_from_dict(d: &Bound<'_, PyDict>) -> PyResult<RawData> {
         .transpose()?;
     let bad_pixels = optional(d, "bad_pixels")?
         .map(|v| -> PyResult<Array2<bool>> {
-            Ok(v.extract::<PyReadonlyArray2<'_, bool>>()?.as_array().to_owned())
+            Ok(v.extract::<PyReadonlyArray2<'_, bool>>()?
+                .as_array()
+                .to_owned())
         })
         .transpose()?;
     let metadata_nphotons = optional(d, "nphotons")?

@@ -244,6 +244,15 @@ pub enum WorkflowError {
         /// ground-truth `[rows, cols]`
         gt_shape: [usize; 2],
     },
+    /// A directory given as a data file is not a Ptychodus training folder.
+    #[error(
+        "{path}: a directory without {missing} (pass an NPZ file, or a Ptychodus training folder holding train_data.npz and test_data.npz)"
+    )]
+    NotTrainingFolder {
+        path: PathBuf,
+        /// the file it lacks
+        missing: &'static str,
+    },
 }
 
 /// Shorthand result type of this crate.

@@ -71,7 +71,10 @@ pub fn evaluate_files(
     cfg: &Valid<EvaluationConfig>,
 ) -> Result<Evaluation> {
     let recon = Reconstruction::from_npz(reconstruction)?;
-    let truth = RawData::from_npz(ground_truth)?;
+    let (truth, _) = RawData::load(
+        ground_truth,
+        &ptycho_config::DataOptions::units(cfg.diffraction_units),
+    )?;
     if truth.object_guess.is_none() {
         return Err(WorkflowError::MissingKey {
             path: ground_truth.to_path_buf(),

@@ -25,7 +25,7 @@ pub mod simulate;
 pub mod stitch;
 pub mod train;
 
-pub use data::RawData;
+pub use data::{LoadReport, RawData};
 pub use error::WorkflowError;
 pub use evaluate::{Evaluation, evaluate, evaluate_files};
 pub use grouping::{GroupedData, group, group_with_indices};
@@ -33,4 +33,4 @@ pub use infer::{InferResult, InferRuntime, infer};
 pub use patches::PatchConvention;
 pub use product::{ProductMetadata, write_ptychodus_product};
 pub use reconstruction::Reconstruction;
-pub use simulate::simulate_lines;
+pub use simulate::{simulate, simulate_lines};

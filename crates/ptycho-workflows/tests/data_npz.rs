@@ -476,10 +476,10 @@ fn every_malformed_input_is_a_typed_error_naming_file_and_key() {
     });
     assert_eq!(key_of(&expect_err(&p)), "diff3d");
 
-    // Wrong dtype for a float key.
+    // Wrong dtype for a real key (integers are counts since issue 16; booleans are nothing).
     let p = d.join("dtype.npz");
     base.write(&p, &["diff3d"], |w| {
-        w.add_array("diff3d", &Array3::<i32>::zeros((3, 4, 4)))
+        w.add_array("diff3d", &Array3::<bool>::from_elem((3, 4, 4), false))
             .unwrap()
     });
     let e = expect_err(&p);

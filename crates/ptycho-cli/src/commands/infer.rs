@@ -6,10 +6,12 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::Args;
 use ptycho_persist::{read_history, resolve_archive_path};
+use ptycho_workflows::data::test_file;
 use ptycho_workflows::infer::{InferRuntime, infer};
-use ptycho_workflows::{ProductMetadata, RawData, write_ptychodus_product};
+use ptycho_workflows::{ProductMetadata, write_ptychodus_product};
 
 use crate::args::{CommonArgs, DeviceArgs, InferenceArgs};
+use crate::commands::train::load_data;
 
 /// Reconstruct the object of a test NPZ with a trained model: group the scan with the model's
 /// N and gridsize (K = max(4, gridsize²) neighbours, seed 45 unless set), normalise the data, predict object
@@ -94,9 +96,11 @@ pub fn run(args: &InferArgs) -> anyhow::Result<ExitCode> {
     let Some(model) = cfg.model_path.clone() else {
         bail!("no model: pass --model DIR|ZIP (or model_path in the config file)");
     };
-    let Some(test_path) = cfg.test_data_file.clone() else {
+    let Some(test_arg) = cfg.test_data_file.clone() else {
         bail!("no test data: pass --test-data FILE.npz (or test_data_file in the config file)");
     };
+    // A Ptychodus training folder gives its test_data.npz.
+    let test_path = test_file(&test_arg)?;
     // Everything the product needs is checked before anything is computed or written.
     let product = match product_geometry(args)? {
         Some((path, [pixel_size_m, photon_energy_ev, detector_distance_m])) => {
@@ -120,7 +124,7 @@ pub fn run(args: &InferArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let test = RawData::from_npz(&test_path)?;
+    let test = load_data(&test_path, &cfg.data_options(), args.common.quiet)?;
     let run = InferRuntime {
         device,
         write_outputs: true,

@@ -9,8 +9,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use ptycho_config::{InferenceConfig, TrainingConfig, Valid, load_config_file};
+use ptycho_config::{DataOptions, InferenceConfig, TrainingConfig, Valid, load_config_file};
 use ptycho_workflows::RawData;
+use ptycho_workflows::data::training_files;
 use ptycho_workflows::infer::{InferRuntime, infer};
 use ptycho_workflows::train::{CONFIG_NAME, TrainOptions, train};
 
@@ -86,14 +87,41 @@ fn metadata_nphotons(configured: f64, metadata: Option<f64>, flag_given: bool) -
     metadata.filter(|&m| !flag_given && m != configured)
 }
 
+/// Read a data file as `options` say, printing what was decided (units, probe mode) on stdout
+/// unless `quiet` (stdout: a failing command's stderr stays the one error line).
+pub(crate) fn load_data(
+    path: &Path,
+    options: &DataOptions,
+    quiet: bool,
+) -> anyhow::Result<RawData> {
+    let (raw, report) = RawData::load(path, options)?;
+    if !quiet {
+        for line in report.lines() {
+            println!("note: {line}");
+        }
+    }
+    Ok(raw)
+}
+
 pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let resume = args.resume.is_some();
     let cfg = match &args.resume {
         Some(dir) => resume_config(dir, &args.training)?,
         None => resolve_training_config(args.training.config.as_deref(), &args.training.overrides)?,
     };
-    let Some(train_path) = cfg.train_data_file.clone() else {
+    let Some(train_arg) = cfg.train_data_file.clone() else {
         bail!("no training data: pass --train-data FILE (or train_data_file in the config)");
+    };
+    // A Ptychodus training folder: its train_data.npz, and its test_data.npz unless a test file
+    // is given.
+    let (train_path, folder_test) = training_files(&train_arg)?;
+    let cfg = match folder_test {
+        Some(test) if cfg.test_data_file.is_none() => {
+            let mut c = cfg.into_inner();
+            c.test_data_file = Some(test);
+            c.validate()?
+        }
+        _ => cfg,
     };
     if let Some(test) = &cfg.test_data_file
         && !test.is_file()
@@ -115,7 +143,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
             device.feature().unwrap_or("flex")
         );
     }
-    let raw = RawData::from_npz(&train_path)?;
+    let raw = load_data(&train_path, &cfg.data_options(), args.common.quiet)?;
     let cfg = match metadata_nphotons(
         cfg.nphotons,
         raw.metadata_nphotons,
@@ -171,7 +199,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
 
     if let Some(test) = &cfg.test_data_file {
         // Like the reference's `--do_stitching`: reconstruct the test scan with the new archive.
-        let test_raw = RawData::from_npz(test)?;
+        let test_raw = load_data(test, &cfg.data_options(), args.common.quiet)?;
         let out = report.output_dir.join("reconstruction");
         let infer_cfg = InferenceConfig {
             output_dir: out.clone(),

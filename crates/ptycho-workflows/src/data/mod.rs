@@ -12,8 +12,10 @@ use rand::rngs::StdRng;
 
 use crate::error::{Result, WorkflowError};
 pub(crate) use metadata::UnicodeScalar;
+pub use npz::DiffractionDecision;
 pub(crate) use npz::Reader as NpzFile;
 use npz::{Reader, to_rank};
+use ptycho_config::DataOptions;
 
 /// One scan dataset as stored in the reference NPZ files.
 ///
@@ -180,7 +182,17 @@ impl RawData {
     /// `(N, N, M)` layout; a trailing singleton channel. `_metadata` (the simulator's JSON
     /// string, pickled or unicode) is read only for its `nphotons`; other unknown keys are
     /// skipped with a warning.
+    ///
+    /// `diff3d` may also be an integer array; its units are decided as [`ptycho_config::DiffractionUnits::Auto`]
+    /// says (see [`RawData::load`] to choose them and to learn what was decided).
     pub fn from_npz(path: impl AsRef<Path>) -> Result<Self> {
+        Self::load(path, &DataOptions::default()).map(|(raw, _)| raw)
+    }
+
+    /// [`RawData::from_npz`] with the units of `diff3d` and the coordinate transforms of
+    /// `options`; returns what was decided on the way (units, probe modes), for the caller to
+    /// print. A `probeGuess` stack `(modes, N, N)` (Ptychodus's export) gives its mode 0.
+    pub fn load(path: impl AsRef<Path>, options: &DataOptions) -> Result<(Self, LoadReport)> {
         let path = path.as_ref();
         let mut r = Reader::open(path)?;
         for (key, info) in &r.entries {
@@ -222,11 +234,12 @@ impl RawData {
                 key: "diff3d".into(),
             });
         };
-        let d = r.real_f32(dkey)?;
+        let (d, units) = r.diffraction(dkey, options.diffraction_units)?;
         let diff3d = diffraction_layout(path, dkey, d, m)?;
         let n = diff3d.len_of(Axis(1));
 
         let probe = squeeze_trailing(r.complex32("probeGuess")?);
+        let (probe, probe_modes) = probe_mode_zero(probe, n);
         let probe_guess: Array2<Complex32> = to_rank::<_, Ix2>(path, "probeGuess", probe)?;
         if probe_guess.dim() != (n, n) {
             return Err(bad(
@@ -277,6 +290,8 @@ impl RawData {
         };
 
         let bad_pixels = read_bad_pixels(&mut r, n)?;
+        let [xcoords, ycoords, xcoords_start, ycoords_start] =
+            transform_coordinates([xcoords, ycoords, xcoords_start, ycoords_start], options);
         let mut raw = RawData {
             xcoords,
             ycoords,
@@ -292,7 +307,13 @@ impl RawData {
         };
         raw.validate(r.path())?;
         raw.zero_bad_pixels();
-        Ok(raw)
+        let report = LoadReport {
+            path: path.to_path_buf(),
+            units,
+            probe_modes,
+            coordinates: options.transforms_coordinates().then_some(*options),
+        };
+        Ok((raw, report))
     }
 
     /// Write the reference key set (xcoords, ycoords, xcoords_start, ycoords_start, diff3d f32,
@@ -519,4 +540,190 @@ fn diffraction_layout(path: &Path, key: &str, d: ArrayD<f32>, m: usize) -> Resul
         ));
     }
     Ok(d)
+}
+
+/// The `objectGuess` and `probeGuess` of an NPZ (the input of `ptycho simulate --input-file`):
+/// complex or real, a trailing singleton channel squeezed; a probe stack `(modes, N, N)` gives
+/// its mode 0. Other keys are not read.
+pub fn object_and_probe(path: &Path) -> Result<(Array2<Complex32>, Array2<Complex32>)> {
+    let mut r = Reader::open(path)?;
+    let o = squeeze_trailing(r.complex32("objectGuess")?);
+    let object: Array2<Complex32> = to_rank::<_, Ix2>(path, "objectGuess", o)?;
+    if object.is_empty() {
+        return Err(bad(path, "objectGuess", "empty array"));
+    }
+    let p = squeeze_trailing(r.complex32("probeGuess")?);
+    let n = p.shape().last().copied().unwrap_or(0);
+    let (p, _) = probe_mode_zero(p, n);
+    let probe: Array2<Complex32> = to_rank::<_, Ix2>(path, "probeGuess", p)?;
+    let (ph, pw) = probe.dim();
+    if ph != pw || ph == 0 {
+        return Err(bad(
+            path,
+            "probeGuess",
+            format!("probe is {ph}x{pw}, expected a non-empty square"),
+        ));
+    }
+    Ok((object, probe))
+}
+
+/// What [`RawData::load`] decided while reading a file, for the caller to print.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadReport {
+    /// The file read.
+    pub path: PathBuf,
+    /// The units of its diffraction stack.
+    pub units: DiffractionDecision,
+    /// The number of modes when `probeGuess` was a `(modes, N, N)` stack (mode 0 was used).
+    pub probe_modes: Option<usize>,
+    /// The coordinate transforms applied, if any.
+    pub coordinates: Option<DataOptions>,
+}
+
+impl LoadReport {
+    /// One line per decision: the units always, the probe mode and the coordinate transforms
+    /// when they apply.
+    pub fn lines(&self) -> Vec<String> {
+        let file = self.path.display();
+        let mut out = vec![format!("{file}: {}", self.units)];
+        if let Some(k) = self.probe_modes {
+            out.push(format!(
+                "{file}: `probeGuess` is a stack of {k} probe mode{}; using mode 0",
+                if k == 1 { "" } else { "s" }
+            ));
+        }
+        if let Some(o) = &self.coordinates {
+            out.push(format!(
+                "{file}: coordinates transformed at load: flip_x {}, flip_y {}, swap_xy {}, coord_scale {}",
+                o.flip_x, o.flip_y, o.swap_xy, o.coord_scale
+            ));
+        }
+        out
+    }
+}
+
+/// Mode 0 of a probe stack `(modes, N, N)` (Ptychodus writes its probe this way), with the mode
+/// count; any other array is returned unchanged.
+fn probe_mode_zero(probe: ArrayD<Complex32>, n: usize) -> (ArrayD<Complex32>, Option<usize>) {
+    let shape = probe.shape().to_vec();
+    if shape.len() == 3 && shape[0] >= 1 && shape[1] == n && shape[2] == n {
+        (probe.index_axis_move(Axis(0), 0), Some(shape[0]))
+    } else {
+        (probe, None)
+    }
+}
+
+/// The reference's `load_data` transforms, in its order: negate x, negate y, swap x and y, scale.
+/// The arrays are `[x, y, x_start, y_start]`.
+fn transform_coordinates(c: [Array1<f64>; 4], o: &DataOptions) -> [Array1<f64>; 4] {
+    let [mut x, mut y, mut xs, mut ys] = c;
+    if o.flip_x {
+        x.mapv_inplace(|v| -v);
+        xs.mapv_inplace(|v| -v);
+    }
+    if o.flip_y {
+        y.mapv_inplace(|v| -v);
+        ys.mapv_inplace(|v| -v);
+    }
+    if o.swap_xy {
+        std::mem::swap(&mut x, &mut y);
+        std::mem::swap(&mut xs, &mut ys);
+    }
+    if o.coord_scale != 1.0 {
+        for a in [&mut x, &mut y, &mut xs, &mut ys] {
+            a.mapv_inplace(|v| v * o.coord_scale);
+        }
+    }
+    [x, y, xs, ys]
+}
+
+/// The data files of a Ptychodus training folder (`train_data.npz`, `test_data.npz`): for a
+/// directory `path`, its `train_data.npz` and, when present, its `test_data.npz`; for anything
+/// else, `path` itself and no test file.
+pub fn training_files(path: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
+    if !path.is_dir() {
+        return Ok((path.to_path_buf(), None));
+    }
+    let train = path.join(TRAIN_FILE_NAME);
+    if !train.is_file() {
+        return Err(WorkflowError::NotTrainingFolder {
+            path: path.to_path_buf(),
+            missing: TRAIN_FILE_NAME,
+        });
+    }
+    let test = path.join(TEST_FILE_NAME);
+    Ok((train, test.is_file().then_some(test)))
+}
+
+/// The test file of a Ptychodus training folder (its `test_data.npz`), or `path` itself.
+pub fn test_file(path: &Path) -> Result<PathBuf> {
+    if !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let test = path.join(TEST_FILE_NAME);
+    if !test.is_file() {
+        return Err(WorkflowError::NotTrainingFolder {
+            path: path.to_path_buf(),
+            missing: TEST_FILE_NAME,
+        });
+    }
+    Ok(test)
+}
+
+/// Name of the training file in a Ptychodus training folder.
+pub const TRAIN_FILE_NAME: &str = "train_data.npz";
+/// Name of the test file in a Ptychodus training folder.
+pub const TEST_FILE_NAME: &str = "test_data.npz";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coordinate_transforms_follow_the_reference_order() {
+        let c = || {
+            [
+                Array1::from(vec![1.0, 2.0]),
+                Array1::from(vec![10.0, 20.0]),
+                Array1::from(vec![1.5, 2.5]),
+                Array1::from(vec![10.5, 20.5]),
+            ]
+        };
+        let o = DataOptions {
+            flip_x: true,
+            swap_xy: true,
+            coord_scale: 2.0,
+            ..DataOptions::default()
+        };
+        // Negate x, then swap, then scale: x ← 2·y, y ← 2·(−x).
+        let [x, y, xs, ys] = transform_coordinates(c(), &o);
+        assert_eq!(x.to_vec(), vec![20.0, 40.0]);
+        assert_eq!(y.to_vec(), vec![-2.0, -4.0]);
+        assert_eq!(xs.to_vec(), vec![21.0, 41.0]);
+        assert_eq!(ys.to_vec(), vec![-3.0, -5.0]);
+        let o = DataOptions {
+            flip_y: true,
+            ..DataOptions::default()
+        };
+        let [x, y, _, ys] = transform_coordinates(c(), &o);
+        assert_eq!(
+            (x.to_vec(), y.to_vec()),
+            (vec![1.0, 2.0], vec![-10.0, -20.0])
+        );
+        assert_eq!(ys.to_vec(), vec![-10.5, -20.5]);
+        assert!(!DataOptions::default().transforms_coordinates());
+    }
+
+    #[test]
+    fn probe_stacks_give_mode_zero() {
+        let stack = ArrayD::from_shape_fn(vec![3, 4, 4], |i| Complex32::new(i[0] as f32, 0.0));
+        let (p, modes) = probe_mode_zero(stack, 4);
+        assert_eq!((p.shape(), modes), (&[4usize, 4][..], Some(3)));
+        assert!(p.iter().all(|z| z.re == 0.0));
+        // A plain (N, N) probe, or a stack of another size, is left alone.
+        let plain = ArrayD::<Complex32>::zeros(vec![4, 4]);
+        assert_eq!(probe_mode_zero(plain, 4).1, None);
+        let other = ArrayD::<Complex32>::zeros(vec![2, 8, 8]);
+        assert_eq!(probe_mode_zero(other, 4).0.shape(), &[2, 8, 8]);
+    }
 }

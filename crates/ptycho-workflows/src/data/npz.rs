@@ -13,6 +13,7 @@ use ndarray::{Array1, ArrayD};
 use ndarray_npy::npy::header::Header;
 use ndarray_npy::{NpzWriter, ReadNpyExt, ReadableElement};
 use num_complex::{Complex32, Complex64};
+use ptycho_config::DiffractionUnits;
 use ptycho_persist::{PersistError, SafeZip, ZipLimits};
 
 use super::RawData;
@@ -314,18 +315,97 @@ impl Reader {
         Ok(a)
     }
 
-    /// A real array as f32 (float64 input is narrowed).
-    pub fn real_f32(&mut self, key: &str) -> Result<ArrayD<f32>> {
+    /// A diffraction stack of any real dtype (float32/64, signed or unsigned 8–64-bit integers)
+    /// as f32 amplitudes: counts are square-rooted; `units` says which the values are (auto:
+    /// decided here, see [`DiffractionUnits::Auto`]). Returns the amplitudes and the decision.
+    pub fn diffraction(
+        &mut self,
+        key: &str,
+        units: DiffractionUnits,
+    ) -> Result<(ArrayD<f32>, DiffractionDecision)> {
         let info = self.info(key)?;
-        let a = match info.kind {
-            Kind::F32 => self.read_dyn::<f32>(key)?,
-            Kind::F64 => self.read_dyn::<f64>(key)?.mapv(|v| v as f32),
+        let dtype = dtype_name(&info.descr);
+        let integer = matches!(info.kind, Kind::Int(_));
+        // Floats keep their own type until the decision (no widening of a large f32 stack).
+        let (amps, counts, reason) = match info.kind {
+            Kind::F32 => {
+                let a = self.read_dyn::<f32>(key)?;
+                self.check_finite(key, a.iter().map(|v| v.is_finite()))?;
+                let (counts, reason) = decide(units, false, a.iter().map(|&v| f64::from(v)));
+                self.check_counts(key, counts, a.iter().map(|&v| f64::from(v)))?;
+                let a = if counts { a.mapv(|v| v.sqrt()) } else { a };
+                (a, counts, reason)
+            }
+            Kind::F64 => {
+                let a = self.read_dyn::<f64>(key)?;
+                self.check_finite(key, a.iter().map(|v| v.is_finite()))?;
+                let (counts, reason) = decide(units, false, a.iter().copied());
+                self.check_counts(key, counts, a.iter().copied())?;
+                let a = a.mapv(|v| (if counts { v.sqrt() } else { v }) as f32);
+                (a, counts, reason)
+            }
+            Kind::Int(_) => {
+                let a = self.int_f64(key, &info)?;
+                let (counts, reason) = decide(units, true, a.iter().copied());
+                self.check_counts(key, counts, a.iter().copied())?;
+                let a = a.mapv(|v| (if counts { v.sqrt() } else { v }) as f32);
+                (a, counts, reason)
+            }
             _ => {
-                return Err(self.bad(key, format!("dtype {} is not float32/float64", info.descr)));
+                return Err(self.bad(
+                    key,
+                    format!(
+                        "dtype {} is not float32/float64 or an integer type",
+                        info.descr
+                    ),
+                ));
             }
         };
-        self.check_finite(key, a.iter().map(|v| v.is_finite()))?;
-        Ok(a)
+        Ok((
+            amps,
+            DiffractionDecision {
+                key: key.to_string(),
+                dtype,
+                integer,
+                requested: units,
+                counts,
+                reason,
+            },
+        ))
+    }
+
+    /// An integer array (any width, signed or unsigned) as f64.
+    fn int_f64(&mut self, key: &str, info: &EntryInfo) -> Result<ArrayD<f64>> {
+        Ok(match info.descr.trim_start_matches(['<', '>', '=', '|']) {
+            "i8" => self.read_dyn::<i64>(key)?.mapv(|v| v as f64),
+            "u8" => self.read_dyn::<u64>(key)?.mapv(|v| v as f64),
+            "i4" => self.read_dyn::<i32>(key)?.mapv(f64::from),
+            "u4" => self.read_dyn::<u32>(key)?.mapv(f64::from),
+            "i2" => self.read_dyn::<i16>(key)?.mapv(f64::from),
+            "u2" => self.read_dyn::<u16>(key)?.mapv(f64::from),
+            "i1" => self.read_dyn::<i8>(key)?.mapv(f64::from),
+            "u1" => self.read_dyn::<u8>(key)?.mapv(f64::from),
+            other => return Err(self.bad(key, format!("dtype {other} is not an integer"))),
+        })
+    }
+
+    /// Counts must be ≥ 0: the first negative one is an error naming the key.
+    fn check_counts(
+        &self,
+        key: &str,
+        counts: bool,
+        mut values: impl Iterator<Item = f64>,
+    ) -> Result<()> {
+        if !counts {
+            return Ok(());
+        }
+        if let Some((index, v)) = values.by_ref().enumerate().find(|(_, v)| *v < 0.0) {
+            return Err(self.bad(
+                key,
+                format!("negative count {v} at flat index {index} (photon counts must be >= 0)"),
+            ));
+        }
+        Ok(())
     }
 
     /// A complex array (complex64/complex128, or real float promoted) as Complex32.
@@ -382,6 +462,99 @@ impl Reader {
         }
         Ok(())
     }
+}
+
+/// How a diffraction stack's units were decided when it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiffractionDecision {
+    /// The key it was read from (`diff3d` or `diffraction`).
+    pub key: String,
+    /// numpy's name of the stored dtype (`uint16`, `float32`, ...).
+    pub dtype: String,
+    /// Whether the stored dtype is an integer type.
+    pub integer: bool,
+    /// The units asked for.
+    pub requested: DiffractionUnits,
+    /// Whether the values were read as counts (and square-rooted).
+    pub counts: bool,
+    /// Why, in a few words.
+    pub reason: &'static str,
+}
+
+impl std::fmt::Display for DiffractionDecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.counts {
+            "photon counts, square-rooted to amplitudes"
+        } else {
+            "amplitudes (sqrt of counts), used as stored"
+        };
+        write!(
+            f,
+            "`{}` ({}) read as {what}: {}",
+            self.key, self.dtype, self.reason
+        )
+    }
+}
+
+/// Largest value below which float data of non-negative integers is still read as amplitudes by
+/// `auto` (small integer-valued test arrays; a measured scan whose brightest pixel has fewer
+/// than 10 photons is not one to train on).
+pub const AUTO_COUNTS_MIN_MAX: f64 = 10.0;
+
+/// Whether values of a stack are counts, and why. Auto: integer dtypes are counts; float values
+/// are counts when all are non-negative integers and the largest is ≥ [`AUTO_COUNTS_MIN_MAX`]
+/// (amplitudes of measured data, √counts, are almost never all integers).
+fn decide(
+    units: DiffractionUnits,
+    integer: bool,
+    values: impl Iterator<Item = f64>,
+) -> (bool, &'static str) {
+    match units {
+        DiffractionUnits::Amplitude => (false, "as set (diffraction_units = amplitude)"),
+        DiffractionUnits::Counts => (true, "as set (diffraction_units = counts)"),
+        DiffractionUnits::Auto if integer => (true, "auto: an integer dtype holds counts"),
+        DiffractionUnits::Auto => {
+            let mut max = 0.0f64;
+            let mut integral = true;
+            for v in values {
+                if v < 0.0 || v.fract() != 0.0 {
+                    integral = false;
+                    break;
+                }
+                max = max.max(v);
+            }
+            if integral && max >= AUTO_COUNTS_MIN_MAX {
+                (
+                    true,
+                    "auto: every value is a non-negative integer and the largest is >= 10",
+                )
+            } else {
+                (
+                    false,
+                    "auto: float values, not all non-negative integers with one >= 10 (set diffraction_units = counts if they are counts)",
+                )
+            }
+        }
+    }
+}
+
+/// numpy's name of a dtype descriptor (`<u2` → `uint16`); the descriptor itself otherwise.
+fn dtype_name(descr: &str) -> String {
+    let body = descr.trim_start_matches(['<', '>', '=', '|']);
+    let name = match body {
+        "f4" => "float32",
+        "f8" => "float64",
+        "i1" => "int8",
+        "u1" => "uint8",
+        "i2" => "int16",
+        "u2" => "uint16",
+        "i4" => "int32",
+        "u4" => "uint32",
+        "i8" => "int64",
+        "u8" => "uint64",
+        _ => return descr.to_string(),
+    };
+    name.to_string()
 }
 
 fn write_err(path: &Path, key: &str, e: std::io::Error) -> WorkflowError {
@@ -498,6 +671,25 @@ mod tests {
         assert!(read("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }").is_err());
         assert_eq!(kind_of("|O"), Kind::Other);
         assert_eq!(kind_of(">c16"), Kind::C128);
+    }
+
+    #[test]
+    fn auto_units_read_integers_and_integral_floats_as_counts() {
+        use DiffractionUnits::{Amplitude, Auto, Counts};
+        // Integer dtypes are counts whatever their values.
+        assert!(decide(Auto, true, [0.0, 1.0].into_iter()).0);
+        // Floats: counts only when all are non-negative integers and one reaches 10.
+        assert!(decide(Auto, false, [0.0, 3.0, 10.0].into_iter()).0);
+        assert!(!decide(Auto, false, [0.0, 3.0, 9.0].into_iter()).0);
+        assert!(!decide(Auto, false, [0.0, 30.5, 100.0].into_iter()).0);
+        assert!(!decide(Auto, false, [-1.0, 30.0].into_iter()).0);
+        // Explicit units win.
+        assert!(!decide(Amplitude, true, [100.0].into_iter()).0);
+        assert!(decide(Counts, false, [0.5].into_iter()).0);
+        assert_eq!(dtype_name("<u2"), "uint16");
+        assert_eq!(dtype_name("|u1"), "uint8");
+        assert_eq!(dtype_name(">f8"), "float64");
+        assert_eq!(dtype_name("<c8"), "<c8");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Coordinate-based simulation of synthetic training data (spec §8.1–8.3).
 
 pub mod lines;
+pub mod objects;
 
 use ndarray::{Array1, Array2, Array3, Axis};
 use num_complex::{Complex32, Complex64};
@@ -21,24 +22,55 @@ fn serr(reason: impl Into<String>) -> WorkflowError {
     }
 }
 
-/// Simulate a dataset on a synthetic object with the default probe (spec §8.1):
-/// uniform scan positions in `[buffer, W − buffer)`, object patches, illumination with the raw
-/// probe, far-field amplitudes via [`far_field_amplitude`] at the dataset scale
-/// `s_sim = sqrt(nphotons / mean Σ|O·P|²)`, optional Poisson noise on the counts, stored as
-/// `diff3d = X / s_sim` (amplitudes in object×probe units). Returns the `RawData` with
-/// `objectGuess` and `probeGuess`.
-pub fn simulate_lines(cfg: &Valid<SimulationConfig>) -> Result<RawData> {
+/// Simulate a dataset (spec §8.1) on the configured synthetic object with the default probe, or
+/// on the `objectGuess` and `probeGuess` of `input_file`: uniform scan positions in
+/// `[buffer, W − buffer)`, object patches, illumination with the raw probe, far-field amplitudes
+/// via [`far_field_amplitude`] at the dataset scale `s_sim = sqrt(nphotons / mean Σ|O·P|²)`,
+/// optional Poisson noise on the counts, stored as `diff3d = X / s_sim` (amplitudes in
+/// object×probe units). Returns the `RawData` with `objectGuess` and `probeGuess`.
+pub fn simulate(cfg: &Valid<SimulationConfig>) -> Result<RawData> {
     let n = cfg.n;
-    let size = cfg.object_side();
     let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let object = match cfg.object {
-        SimObject::Lines => lines::lines_object(size, &mut rng),
+    let (object_c, probe_guess) = match &cfg.input_file {
+        Some(path) => {
+            let (object, probe) = crate::data::object_and_probe(path)?;
+            let (ph, pw) = probe.dim();
+            if ph != n || pw != n {
+                return Err(WorkflowError::BadArray {
+                    path: path.clone(),
+                    key: "probeGuess".into(),
+                    reason: format!(
+                        "probe is {ph}x{pw} but N = {n}: set N (--n) to the probe's width"
+                    ),
+                });
+            }
+            let (oh, ow) = object.dim();
+            if oh < n || ow < n {
+                return Err(WorkflowError::BadArray {
+                    path: path.clone(),
+                    key: "objectGuess".into(),
+                    reason: format!("object is {oh}x{ow}, smaller than the probe (N = {n})"),
+                });
+            }
+            (object, probe)
+        }
+        None => {
+            let size = cfg.object_side();
+            let object = match cfg.object {
+                SimObject::Lines => lines::lines_object(size, &mut rng),
+                SimObject::Grf => objects::grf_object(size, &mut rng),
+                SimObject::Points => objects::points_object(size, &mut rng),
+                SimObject::Diagonals => objects::diagonals_object(size, &mut rng),
+            };
+            let probe64 = default_probe(n, cfg.default_probe_scale);
+            (
+                object.mapv(|v| Complex32::new(v as f32, 0.0)),
+                probe64.mapv(|z| Complex32::new(z.re as f32, z.im as f32)),
+            )
+        }
     };
-    let object_c: Array2<Complex32> = object.mapv(|v| Complex32::new(v as f32, 0.0));
-    let probe64 = default_probe(n, cfg.default_probe_scale);
-    let probe_guess: Array2<Complex32> = probe64.mapv(|z| Complex32::new(z.re as f32, z.im as f32));
 
-    let (h, w) = object.dim();
+    let (h, w) = object_c.dim();
     let buffer = cfg.scan_margin(h, w);
     let xs: Array1<f64> = (0..cfg.n_images)
         .map(|_| rng.random_range(buffer..w as f64 - buffer))
@@ -61,6 +93,11 @@ pub fn simulate_lines(cfg: &Valid<SimulationConfig>) -> Result<RawData> {
         r.metadata_nphotons = Some(cfg.nphotons);
         r
     })
+}
+
+/// [`simulate`] under its first name (the lines object was the only one).
+pub fn simulate_lines(cfg: &Valid<SimulationConfig>) -> Result<RawData> {
+    simulate(cfg)
 }
 
 /// Forward model of a scan (spec §8.1 steps 4–6) on given positions: returns
