@@ -25,7 +25,7 @@ use ptycho_config::{
 };
 use ptycho_model::DeviceKind;
 use ptycho_workflows::train::{EpochRecord, TrainOptions, train_observed};
-use ptycho_workflows::{InferRuntime, Reconstruction, simulate_lines};
+use ptycho_workflows::{InferRuntime, Reconstruction};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -54,14 +54,17 @@ fn json_text<T: serde::Serialize>(value: &T) -> PyResult<String> {
     serde_json::to_string(value).map_err(py_err)
 }
 
-/// Simulate a scan of the synthetic object (settings: `SimulationConfig` keys); returns the scan
+/// Simulate a scan (settings: `SimulationConfig` keys: a synthetic `object`, or `input_file` with
+/// the user's objectGuess and probeGuess); returns the scan
 /// dict (amplitudes, positions in object pixels, probe, ground truth).
 #[pyfunction]
 fn simulate<'py>(py: Python<'py>, settings_json: &str) -> PyResult<Bound<'py, PyDict>> {
     let cfg = settings::<SimulationConfig>(settings_json, "ptycho_rs.simulate settings")?
         .validate()
         .map_err(py_err)?;
-    let raw = py.detach(|| simulate_lines(&cfg)).map_err(py_err)?;
+    let raw = py
+        .detach(|| ptycho_workflows::simulate(&cfg))
+        .map_err(py_err)?;
     scan_to_dict(py, raw)
 }
 

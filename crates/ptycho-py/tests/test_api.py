@@ -20,6 +20,10 @@ def test_simulate_is_seeded_and_typed() -> None:
     assert a.nphotons == 1e9
     np.testing.assert_array_equal(a.diff3d, b.diff3d)
     assert not np.array_equal(a.diff3d, c.diff3d)
+    grf = pr.simulate(n_images=16, object_size=96, seed=3, object="grf")
+    assert not np.array_equal(grf.object_guess, a.object_guess)
+    with pytest.raises(ValueError, match="object"):
+        pr.simulate(n_images=4, object="zebra")
 
 
 def test_scan_round_trips_through_npz(tmp_path: Path, sim_dir: Path) -> None:

@@ -211,8 +211,10 @@ def _as_scan(scan: Scan | PathLike) -> Scan:
 
 
 def simulate(**settings: Any) -> Scan:
-    """Simulate a scan of the synthetic lines object (settings: ``n_images``, ``N``,
-    ``nphotons``, ``seed``, ``object_size``, ``noise``, ... as ``ptycho simulate``)."""
+    """Simulate a scan (settings as ``ptycho simulate``: ``object`` = ``lines`` | ``grf`` |
+    ``points`` | ``diagonals``, or ``input_file`` = an NPZ whose ``objectGuess`` and
+    ``probeGuess`` are used; ``n_images``, ``N``, ``nphotons``, ``seed``, ``object_size``,
+    ``noise``)."""
     return Scan._from_dict(_native.simulate(_settings_json(settings)))
 
 
