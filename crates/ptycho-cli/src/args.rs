@@ -388,6 +388,11 @@ pub struct InferenceOverrides {
     /// on tch-cpu a pass holds at most 16 groups (faster there). Default: 32.
     #[arg(long, visible_alias = "batch_size", value_name = "INT")]
     pub batch_size: Option<usize>,
+    /// Also report the metrics after sub-pixel registration (phase cross-correlation of the
+    /// amplitudes, upsample factor 50, Fourier shift, 2 border pixels dropped); `--register` alone
+    /// means true. Default: false.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub register: Option<bool>,
 }
 
 impl InferenceOverrides {
@@ -404,6 +409,7 @@ impl InferenceOverrides {
             self.seed => cfg.seed,
             self.stitch_crop => cfg.stitch_crop,
             self.batch_size => cfg.batch_size,
+            self.register => cfg.register,
         }
     }
 }
@@ -503,6 +509,11 @@ pub struct EvaluationOverrides {
     /// in the reconstruction, else 20).
     #[arg(long, visible_alias = "stitch_crop", value_name = "PIXELS")]
     pub stitch_crop: Option<usize>,
+    /// Also report the metrics after sub-pixel registration (phase cross-correlation of the
+    /// amplitudes, upsample factor 50, Fourier shift, 2 border pixels dropped); `--register` alone
+    /// means true. Default: false.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub register: Option<bool>,
 }
 
 impl EvaluationOverrides {
@@ -510,6 +521,7 @@ impl EvaluationOverrides {
     pub fn apply(&self, cfg: &mut EvaluationConfig) {
         override_fields! {
             self.stitch_crop => cfg.stitch_crop,
+            self.register => cfg.register,
         }
     }
 }
@@ -781,7 +793,7 @@ mod tests {
             infer_key,
             &[],
         );
-        assert_eq!(n, 10);
+        assert_eq!(n, 11);
         let sim_key = |id: &str| if id == "n" { "N" } else { id }.to_string();
         let n = check_help_defaults(
             &SimulateHarness::command(),
@@ -796,7 +808,7 @@ mod tests {
             str::to_string,
             &[],
         );
-        assert_eq!(n, 1);
+        assert_eq!(n, 2);
     }
 
     /// defaults < file < flags for the inference settings: a value from the file, one from a flag

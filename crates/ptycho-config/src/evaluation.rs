@@ -12,6 +12,12 @@ pub struct EvaluationConfig {
     /// Stitching crop M in pixels (the ground-truth crop margin is M/2): even, 2 ≤ M ≤ 256. None:
     /// the value stored in the reconstruction, else [`DEFAULT_STITCH_CROP`].
     pub stitch_crop: Option<usize>,
+    /// Also compute the metrics after sub-pixel registration (spec §10.1 step 2): the shift of
+    /// the reconstruction's amplitude onto the ground truth's by phase cross-correlation
+    /// (upsample factor 50), applied by a Fourier phase ramp, then 2 border pixels dropped.
+    /// Alias `registration`.
+    #[serde(alias = "registration")]
+    pub register: bool,
 }
 
 impl EvaluationConfig {

@@ -46,6 +46,10 @@ pub struct InferenceConfig {
     pub stitch_crop: usize,
     /// Groups per forward pass, ≥ 1.
     pub batch_size: usize,
+    /// Metrics against `objectGuess` also after sub-pixel registration
+    /// ([`crate::EvaluationConfig::register`]).
+    #[serde(alias = "registration")]
+    pub register: bool,
 }
 
 impl Default for InferenceConfig {
@@ -65,6 +69,7 @@ impl Default for InferenceConfig {
             seed: 45,
             stitch_crop: DEFAULT_STITCH_CROP,
             batch_size: 32,
+            register: false,
         }
     }
 }

@@ -340,6 +340,7 @@ mod tests {
             seed: 1,
             stitch_crop: 16,
             batch_size: 4,
+            register: true,
         };
         for c in [InferenceConfig::default(), cfg] {
             let m = c.to_legacy();

@@ -362,10 +362,11 @@ impl Valid<InferenceConfig> {
 }
 
 impl Valid<InferenceConfig> {
-    /// The evaluation settings of this inference (its stitching crop).
+    /// The evaluation settings of this inference (its stitching crop, registration or not).
     pub fn evaluation(&self) -> Valid<EvaluationConfig> {
         Valid(EvaluationConfig {
             stitch_crop: Some(self.stitch_crop),
+            register: self.register,
         })
     }
 }
@@ -548,13 +549,15 @@ mod tests {
         );
         let e = EvaluationConfig {
             stitch_crop: Some(7),
+            ..Default::default()
         }
         .validate()
         .unwrap_err();
         assert_eq!(field_of(&e), "stitch_crop");
         assert!(
             EvaluationConfig {
-                stitch_crop: Some(22)
+                stitch_crop: Some(22),
+                register: true,
             }
             .validate()
             .is_ok()
