@@ -229,7 +229,7 @@ const AXIS_BOTTOM: u32 = 46;
 const GAP: u32 = 16;
 const BAR_W: u32 = 18;
 const BAR_LABELS: u32 = 86;
-const PAD: u32 = 10;
+const PAD: u32 = 12;
 
 /// Displayed size `(width, height)` of an `h × w` image: whole-pixel zoom up to `target` pixels on
 /// the long side for small images, shrunk to `target` for large ones.
@@ -264,6 +264,13 @@ pub fn image_figure_size(h: usize, w: usize) -> (u32, u32) {
     panel_size(display_size(h, w, FIGURE_IMAGE_SIZE))
 }
 
+/// Where the image of the single-image figure of an `h × w` image lies: `(x, y, width, height)`
+/// in figure pixels (nearest-neighbour zoom of the data, row 0 at the top).
+pub fn image_figure_rect(h: usize, w: usize) -> (u32, u32, u32, u32) {
+    let (dw, dh) = display_size(h, w, FIGURE_IMAGE_SIZE);
+    (PAD + AXIS_LEFT, TITLE_H + PAD, dw, dh)
+}
+
 /// Size `(width, height)` of the comparison figure of `h × w` images (2 rows × 3 panels).
 pub fn comparison_figure_size(h: usize, w: usize) -> (u32, u32) {
     let (pw, ph) = panel_size(display_size(h, w, COMPARISON_IMAGE_SIZE));
@@ -282,6 +289,27 @@ fn resample(img: &RgbImage, (dw, dh): (u32, u32)) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Tick label of `v` on an axis spanning `lo..hi` with about `ticks` labels: as many decimals as
+/// the tick step needs (values within 1e-9 of the span of 0 print as 0), scientific notation for
+/// very large or very small spans.
+fn fmt_tick(v: f64, (lo, hi): (f64, f64), ticks: usize) -> String {
+    let span = (hi - lo).abs();
+    if !(span > 0.0 && span.is_finite()) {
+        return fmt_value(v);
+    }
+    if v.abs() < span * 1e-9 {
+        return "0".into();
+    }
+    let step = span / ticks.max(1) as f64;
+    let mag = lo.abs().max(hi.abs());
+    if !(1e-3..1e5).contains(&mag) || step < 1e-4 {
+        let digits = ((mag / step).log10().ceil() as i32).clamp(1, 6) as usize;
+        return format!("{v:.digits$e}", digits = digits.saturating_sub(1).max(1));
+    }
+    let decimals = (-step.log10().floor()).max(0.0) as usize;
+    format!("{v:.decimals$}")
 }
 
 fn text(size: f64) -> TextStyle<'static> {
@@ -357,7 +385,7 @@ fn draw_panel(
         .set_label_area_size(LabelAreaPosition::Right, BAR_LABELS)
         .set_label_area_size(LabelAreaPosition::Bottom, AXIS_BOTTOM)
         .build_cartesian_2d(0.0..1.0, lo..hi)?;
-    let fmt = |v: &f64| fmt_value(*v);
+    let fmt = |v: &f64| fmt_tick(*v, (lo, hi), 6);
     bar.configure_mesh()
         .disable_mesh()
         .disable_x_axis()
@@ -702,7 +730,10 @@ fn draw_line_chart(
         .set_label_area_size(LabelAreaPosition::Left, 90)
         .set_label_area_size(LabelAreaPosition::Bottom, 50);
     let x_fmt = |v: &f64| format!("{v:.0}");
-    let y_fmt = |v: &f64| fmt_value(*v);
+    let y_fmt = |v: &f64| match scale {
+        YScale::Linear => fmt_tick(*v, (lo, hi), 8),
+        _ => fmt_value(*v),
+    };
     let light = RGBColor(225, 225, 225);
     // The two axis kinds have different coordinate types: one closure per kind.
     macro_rules! finish {
@@ -747,7 +778,7 @@ fn draw_line_chart(
             if labelled {
                 $chart
                     .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperRight)
+                    .position(legend_corner(series, n, (lo, hi), &map))
                     .background_style(WHITE.mix(0.85))
                     .border_style(BLACK)
                     .label_font(text(14.0))
@@ -766,6 +797,48 @@ fn draw_line_chart(
         }
     }
     root.present()
+}
+
+/// The corner of the plot with the fewest data points near it (upper right on a tie), for the
+/// legend: the points in the outer 40 % × 30 % of each corner are counted (y on the drawn scale).
+fn legend_corner(
+    series: &[Series<'_>],
+    n: usize,
+    (lo, hi): (f64, f64),
+    map: &dyn Fn(f64) -> f64,
+) -> SeriesLabelPosition {
+    let log = lo > 0.0 && hi / lo > 1e3;
+    let frac_y = |v: f64| {
+        if log {
+            (v.ln() - lo.ln()) / (hi.ln() - lo.ln())
+        } else {
+            (v - lo) / (hi - lo)
+        }
+    };
+    let mut counts = [0usize; 4]; // upper right, upper left, lower right, lower left
+    for s in series {
+        for (i, &v) in s.values.iter().enumerate() {
+            if !v.is_finite() {
+                continue;
+            }
+            let fx = i as f64 / (n.max(2) - 1) as f64;
+            let fy = frac_y(map(v));
+            let (right, left) = (fx >= 0.6, fx <= 0.4);
+            let (upper, lower) = (fy >= 0.7, fy <= 0.3);
+            counts[0] += usize::from(right && upper);
+            counts[1] += usize::from(left && upper);
+            counts[2] += usize::from(right && lower);
+            counts[3] += usize::from(left && lower);
+        }
+    }
+    let best = (0..4).min_by_key(|&k| (counts[k], k)).unwrap_or(0);
+    [
+        SeriesLabelPosition::UpperRight,
+        SeriesLabelPosition::UpperLeft,
+        SeriesLabelPosition::LowerRight,
+        SeriesLabelPosition::LowerLeft,
+    ][best]
+        .clone()
 }
 
 /// Write a line chart PNG (atomic).
@@ -999,6 +1072,10 @@ mod tests {
         let img = image::open(&p).unwrap().to_rgb8();
         assert_eq!(img.dimensions(), image_figure_size(160, 150));
         // 160 rows → zoom 3: the image is 450 × 480 pixels.
+        assert_eq!(fmt_tick(-2.78e-17, (-0.25, 0.25), 6), "0");
+        assert_eq!(fmt_tick(0.8, (0.0, 1.05), 6), "0.8");
+        assert_eq!(fmt_tick(0.95, (0.9, 1.1), 6), "0.95");
+        assert_eq!(fmt_tick(-3.95e6, (-4.2e6, -3.9e6), 8), "-3.95e6");
         assert_eq!(display_size(160, 150, FIGURE_IMAGE_SIZE), (450, 480));
         // Title: dark pixels in the top strip.
         let title = (0..img.width())
@@ -1012,8 +1089,8 @@ mod tests {
         let bottom = img.get_pixel(x_bar, TITLE_H + PAD + 480 - 3).0;
         assert!(top[0] > 240 && bottom[0] < 15, "{top:?} {bottom:?}");
         // The image: its centre pixel is a covered grey pixel, its corner the "no data" colour.
-        let x0 = PAD + AXIS_LEFT;
-        let y0 = TITLE_H + PAD;
+        let (x0, y0, dw, dh) = image_figure_rect(160, 150);
+        assert_eq!((x0, y0, dw, dh), (PAD + AXIS_LEFT, TITLE_H + PAD, 450, 480));
         assert_eq!(img.get_pixel(x0 + 1, y0 + 1).0, Colormap::Gray.missing());
         let centre = img.get_pixel(x0 + 225, y0 + 240).0;
         assert!(
