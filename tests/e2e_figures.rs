@@ -84,7 +84,7 @@ fn infer_writes_readable_figures_and_registered_metrics() {
     let data = simulated(tmp.path(), 64);
     let model = archive(&tmp.path().join("model"));
     let out = tmp.path().join("inference");
-    ok(&[
+    let printed = ok(&[
         "infer",
         "--model",
         s(&model),
@@ -94,6 +94,11 @@ fn infer_writes_readable_figures_and_registered_metrics() {
         s(&out),
         "--register",
     ]);
+    assert!(
+        printed.contains("registered (shift [x, y] = ["),
+        "{printed}"
+    );
+    assert!(printed.contains("comparison.png"), "{printed}");
 
     // Amplitude and phase figures: the expected sizes for the reconstruction's shape.
     let recon = Reconstruction::from_npz(&out.join("reconstruction.npz")).unwrap();

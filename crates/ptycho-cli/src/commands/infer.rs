@@ -16,8 +16,9 @@ use crate::args::InferenceArgs;
 /// N and gridsize (K = 4 neighbours, seed 45 unless set), normalise the data, predict object
 /// patches, stitch their central M×M windows at the group centres and write reconstruction.npz
 /// (object complex64, amplitude/phase float32, origin float64 [x, y]),
-/// reconstructed_amplitude.png, reconstructed_phase.png and, when the test file has an
-/// objectGuess, metrics.json. With --product FILE.npz it also writes a Ptychodus 1.7 NPZ product
+/// reconstructed_amplitude.png, reconstructed_phase.png (figures: colour bar, title, axes in
+/// pixels, scaled on the covered pixels) and, when the test file has an objectGuess, metrics.json
+/// and comparison.png (ground truth | reconstruction | difference; registered with --register). With --product FILE.npz it also writes a Ptychodus 1.7 NPZ product
 /// (object with its geometry, probe, scan positions in metres, the model's training loss history).
 /// Settings: defaults < --config FILE < flags.
 #[derive(Debug, Args)]
@@ -146,6 +147,13 @@ pub fn run(args: &InferArgs) -> anyhow::Result<ExitCode> {
             "vs objectGuess: amplitude SSIM {:.4}, phase SSIM {:.4}, amplitude MAE {:.5}",
             m.amplitude.ssim, m.phase.ssim, m.amplitude.mae
         );
+        if let Some(reg) = &ev.registration {
+            let (m, [x, y]) = (&reg.metrics, reg.registration.shift);
+            println!(
+                "registered (shift [x, y] = [{x:.2}, {y:.2}] px): amplitude SSIM {:.4}, phase SSIM {:.4}, amplitude MAE {:.5}",
+                m.amplitude.ssim, m.phase.ssim, m.amplitude.mae
+            );
+        }
     }
     for f in &res.files {
         println!("wrote {}", f.display());
