@@ -15,7 +15,7 @@ use plotters::element::BitMapElement;
 use plotters::prelude::{
     BLACK, BitMapBackend, ChartBuilder, Color, DrawingArea, DrawingAreaErrorKind, DrawingBackend,
     EmptyElement, FontStyle, IntoDrawingArea, IntoFont, IntoLogRange, LabelAreaPosition,
-    LineSeries, PathElement, RGBColor, Rectangle, SeriesLabelPosition, TextStyle, WHITE,
+    LineSeries, PathElement, RGBColor, Rectangle, TextStyle, WHITE,
 };
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -732,7 +732,7 @@ fn draw_line_chart(
     let x_fmt = |v: &f64| format!("{v:.0}");
     let y_fmt = |v: &f64| match scale {
         YScale::Linear => fmt_tick(*v, (lo, hi), 8),
-        _ => fmt_value(*v),
+        _ => format!("{v:.0e}"),
     };
     let light = RGBColor(225, 225, 225);
     // The two axis kinds have different coordinate types: one closure per kind.
@@ -751,7 +751,6 @@ fn draw_line_chart(
                 .x_desc("epoch")
                 .y_desc(y_desc.as_str())
                 .draw()?;
-            let mut labelled = false;
             for s in series {
                 let color = RGBColor(s.color[0], s.color[1], s.color[2]);
                 let pts: Vec<(f64, f64)> = s
@@ -761,28 +760,10 @@ fn draw_line_chart(
                     .filter(|(_, v)| v.is_finite())
                     .map(|(i, &v)| ((i + 1) as f64, map(v)))
                     .collect();
-                if pts.is_empty() {
-                    continue;
-                }
-                $chart
-                    .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
-                    .label(s.label)
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                    });
-                labelled = true;
+                $chart.draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?;
                 $chart.draw_series(pts.iter().map(|&p| {
                     EmptyElement::at(p) + Rectangle::new([(-2, -2), (2, 2)], color.filled())
                 }))?;
-            }
-            if labelled {
-                $chart
-                    .configure_series_labels()
-                    .position(legend_corner(series, n, (lo, hi), &map))
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .label_font(text(14.0))
-                    .draw()?;
             }
         }};
     }
@@ -796,49 +777,40 @@ fn draw_line_chart(
             finish!(chart);
         }
     }
+    draw_legend(&root, series)?;
     root.present()
 }
 
-/// The corner of the plot with the fewest data points near it (upper right on a tie), for the
-/// legend: the points in the outer 40 % × 30 % of each corner are counted (y on the drawn scale).
-fn legend_corner(
+/// The legend, in the header band right of the title (outside the plot: it never hides a
+/// curve): a line sample and the label of each series with a finite value, right-aligned.
+fn draw_legend(
+    area: &DrawingArea<BitMapBackend<'_>, Shift>,
     series: &[Series<'_>],
-    n: usize,
-    (lo, hi): (f64, f64),
-    map: &dyn Fn(f64) -> f64,
-) -> SeriesLabelPosition {
-    let log = lo > 0.0 && hi / lo > 1e3;
-    let frac_y = |v: f64| {
-        if log {
-            (v.ln() - lo.ln()) / (hi.ln() - lo.ln())
-        } else {
-            (v - lo) / (hi - lo)
+) -> DrawResult<()> {
+    let font = text(14.0);
+    let (w, _) = area.dim_in_pixel();
+    let mut x = w as i32 - 14;
+    let y = 20;
+    for s in series.iter().rev() {
+        if !s.values.iter().any(|v| v.is_finite()) {
+            continue;
         }
-    };
-    let mut counts = [0usize; 4]; // upper right, upper left, lower right, lower left
-    for s in series {
-        for (i, &v) in s.values.iter().enumerate() {
-            if !v.is_finite() {
-                continue;
-            }
-            let fx = i as f64 / (n.max(2) - 1) as f64;
-            let fy = frac_y(map(v));
-            let (right, left) = (fx >= 0.6, fx <= 0.4);
-            let (upper, lower) = (fy >= 0.7, fy <= 0.3);
-            counts[0] += usize::from(right && upper);
-            counts[1] += usize::from(left && upper);
-            counts[2] += usize::from(right && lower);
-            counts[3] += usize::from(left && lower);
-        }
+        let (tw, _) = area.estimate_text_size(s.label, &font)?;
+        x -= tw as i32;
+        area.draw_text(
+            s.label,
+            &font.pos(Pos::new(HPos::Left, VPos::Center)),
+            (x, y),
+        )?;
+        let color = RGBColor(s.color[0], s.color[1], s.color[2]);
+        x -= 30;
+        area.draw(&PathElement::new(
+            vec![(x, y), (x + 24, y)],
+            color.stroke_width(3),
+        ))?;
+        x -= 18;
     }
-    let best = (0..4).min_by_key(|&k| (counts[k], k)).unwrap_or(0);
-    [
-        SeriesLabelPosition::UpperRight,
-        SeriesLabelPosition::UpperLeft,
-        SeriesLabelPosition::LowerRight,
-        SeriesLabelPosition::LowerLeft,
-    ][best]
-        .clone()
+    Ok(())
 }
 
 /// Write a line chart PNG (atomic).
