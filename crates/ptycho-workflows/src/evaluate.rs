@@ -93,6 +93,16 @@ pub fn evaluate_with_images(
             REGISTRATION_UPSAMPLE,
             REGISTRATION_BORDER,
         )?;
+        // The reference applies any shift found; a shift over a quarter of the image usually
+        // means the two images do not correlate (e.g. an untrained model): say so.
+        let [sx, sy] = reg.shift;
+        if sx.abs() > r.ncols() as f64 / 4.0 || sy.abs() > r.nrows() as f64 / 4.0 {
+            tracing::warn!(
+                "registration shift [x, y] = [{sx:.2}, {sy:.2}] px is over a quarter of the {}×{} image: the reconstruction may not resemble the ground truth; the registered metrics compare a wrapped image",
+                r.nrows(),
+                r.ncols()
+            );
+        }
         let registered = eval_reconstruction(rr.view(), rg.view(), &opts)?;
         let images = evaluated_images(rr.view(), rg.view(), &opts)?;
         (
