@@ -473,6 +473,11 @@ pub struct InferenceOverrides {
 
     #[command(flatten)]
     pub data: DataFlags,
+    /// Also report the metrics after sub-pixel registration (phase cross-correlation of the
+    /// amplitudes, upsample factor 50, Fourier shift, 2 border pixels dropped); `--register` alone
+    /// means true. Default: false.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub register: Option<bool>,
 }
 
 impl InferenceOverrides {
@@ -494,6 +499,7 @@ impl InferenceOverrides {
             self.data.flip_y => cfg.flip_y,
             self.data.swap_xy => cfg.swap_xy,
             self.data.coord_scale => cfg.coord_scale,
+            self.register => cfg.register,
         }
     }
 }
@@ -604,6 +610,11 @@ pub struct EvaluationOverrides {
     /// objectGuess. Default: auto.
     #[arg(long, visible_alias = "diffraction_units", value_name = "UNITS", value_parser = units_parser())]
     pub diffraction_units: Option<DiffractionUnits>,
+    /// Also report the metrics after sub-pixel registration (phase cross-correlation of the
+    /// amplitudes, upsample factor 50, Fourier shift, 2 border pixels dropped); `--register` alone
+    /// means true. Default: false.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub register: Option<bool>,
 }
 
 impl EvaluationOverrides {
@@ -612,6 +623,7 @@ impl EvaluationOverrides {
         override_fields! {
             self.stitch_crop => cfg.stitch_crop,
             self.diffraction_units => cfg.diffraction_units,
+            self.register => cfg.register,
         }
     }
 }
@@ -905,7 +917,7 @@ mod tests {
             infer_key,
             &[],
         );
-        assert_eq!(n, 15);
+        assert_eq!(n, 16);
         let sim_key = |id: &str| if id == "n" { "N" } else { id }.to_string();
         let n = check_help_defaults(
             &SimulateHarness::command(),
@@ -920,7 +932,7 @@ mod tests {
             str::to_string,
             &[],
         );
-        assert_eq!(n, 2);
+        assert_eq!(n, 3);
     }
 
     /// defaults < file < flags for the inference settings: a value from the file, one from a flag

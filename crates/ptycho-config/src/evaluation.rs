@@ -16,6 +16,12 @@ pub struct EvaluationConfig {
     /// Units of the ground-truth file's `diff3d` (amplitude, counts or auto); only how the file
     /// is read, the metrics use its objectGuess.
     pub diffraction_units: DiffractionUnits,
+    /// Also compute the metrics after sub-pixel registration (spec §10.1 step 2): the shift of
+    /// the reconstruction's amplitude onto the ground truth's by phase cross-correlation
+    /// (upsample factor 50), applied by a Fourier phase ramp, then 2 border pixels dropped.
+    /// Alias `registration`.
+    #[serde(alias = "registration")]
+    pub register: bool,
 }
 
 impl EvaluationConfig {

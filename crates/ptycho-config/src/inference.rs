@@ -64,6 +64,10 @@ pub struct InferenceConfig {
     pub swap_xy: bool,
     /// Multiply the coordinates by this factor at load (after flips and swap); finite, > 0.
     pub coord_scale: f64,
+    /// Metrics against `objectGuess` also after sub-pixel registration
+    /// ([`crate::EvaluationConfig::register`]).
+    #[serde(alias = "registration")]
+    pub register: bool,
 }
 
 impl Default for InferenceConfig {
@@ -88,6 +92,7 @@ impl Default for InferenceConfig {
             flip_y: false,
             swap_xy: false,
             coord_scale: 1.0,
+            register: false,
         }
     }
 }

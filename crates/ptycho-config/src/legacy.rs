@@ -352,6 +352,7 @@ mod tests {
             flip_y: true,
             swap_xy: false,
             coord_scale: 0.5,
+            register: true,
         };
         for c in [InferenceConfig::default(), cfg] {
             let m = c.to_legacy();

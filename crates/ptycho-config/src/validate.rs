@@ -404,11 +404,12 @@ impl Valid<InferenceConfig> {
 }
 
 impl Valid<InferenceConfig> {
-    /// The evaluation settings of this inference (its stitching crop).
+    /// The evaluation settings of this inference (its stitching crop, registration or not).
     pub fn evaluation(&self) -> Valid<EvaluationConfig> {
         Valid(EvaluationConfig {
             stitch_crop: Some(self.stitch_crop),
             diffraction_units: self.diffraction_units,
+            register: self.register,
         })
     }
 }
@@ -628,6 +629,7 @@ mod tests {
         assert!(
             EvaluationConfig {
                 stitch_crop: Some(22),
+                register: true,
                 ..Default::default()
             }
             .validate()

@@ -1,7 +1,8 @@
 //! Inference with a saved model (spec §7, §11.3): load the archive (params first, CONFIG-001),
 //! group and normalise the test data with the archive's N and gridsize, predict object patches
 //! with `diffraction_to_obj` in batches, stitch them at the group centres and write
-//! `reconstruction.npz`, two PNGs and (when the test data has `objectGuess`) `metrics.json`.
+//! `reconstruction.npz`, two figures and (when the test data has `objectGuess`) `metrics.json`
+//! and the comparison figure.
 //!
 //! Units: diffraction data are amplitudes; coordinates are `[x, y]` = `[column, row]` in object
 //! pixels; the stitched object is complex (amplitude·e^{iφ}, φ in radians).
@@ -18,19 +19,22 @@ use ptycho_persist::{load_model, resolve_archive_path, write_bytes_atomic};
 
 use crate::data::RawData;
 use crate::error::{Result, WorkflowError};
-use crate::evaluate::{Evaluation, evaluate};
+use crate::evaluate::{Evaluation, evaluate_with_images, write_comparison_figure};
 use crate::grouping::{GroupedData, group};
-use crate::imaging::{Colormap, write_png};
+use crate::imaging::{coverage, object_panels, write_image_figure};
+use crate::metrics::EvalImages;
 use crate::model_inputs::{ModelInputs, OffsetSource};
 use crate::reconstruction::Reconstruction;
 use crate::stitch::reassemble_position;
 
 /// File names written into the output directory.
 pub const RECONSTRUCTION_FILE: &str = "reconstruction.npz";
-/// Amplitude image (gray colormap).
+/// Amplitude figure (grey, 1st–99th percentiles of the covered pixels, colour bar, axes in pixels).
 pub const AMPLITUDE_PNG: &str = "reconstructed_amplitude.png";
-/// Phase image (cyclic colormap over [−π, π]).
+/// Phase figure (radians; viridis on the covered pixels' percentiles, or cyclic over [−π, π]).
 pub const PHASE_PNG: &str = "reconstructed_phase.png";
+/// Ground truth | reconstruction | difference, amplitude and phase (only with `objectGuess`).
+pub const COMPARISON_PNG: &str = "comparison.png";
 /// Metrics against `objectGuess` (only when the test data has one).
 pub const METRICS_FILE: &str = "metrics.json";
 
@@ -158,7 +162,7 @@ pub fn infer(
     // Metrics are a by-product: if they cannot be computed (e.g. the objectGuess does not cover
     // the scan), the reconstruction is still written and the reason is kept and logged.
     let (evaluation, evaluation_error) = if test.object_guess.is_some() {
-        match evaluate(&reconstruction, test, &cfg.evaluation()) {
+        match evaluate_with_images(&reconstruction, test, &cfg.evaluation()) {
             Ok(ev) => (Some(ev), None),
             Err(e) => {
                 tracing::warn!("metrics against objectGuess skipped: {e}");
@@ -173,6 +177,7 @@ pub fn infer(
     if run.write_outputs {
         files = write_outputs(&cfg.output_dir, &reconstruction, evaluation.as_ref())?;
     }
+    let evaluation = evaluation.map(|(ev, _)| ev);
     Ok(InferResult {
         reconstruction,
         archive: archive_path,
@@ -324,11 +329,12 @@ fn readback(t: Tensor<4>, what: &'static str) -> Result<Vec<f32>> {
         })
 }
 
-/// Write `reconstruction.npz`, the two PNGs and (if given) `metrics.json` into `dir`.
+/// Write `reconstruction.npz`, the amplitude and phase figures and (if given) `metrics.json` and
+/// the comparison figure into `dir`.
 fn write_outputs(
     dir: &Path,
     recon: &Reconstruction,
-    evaluation: Option<&Evaluation>,
+    evaluation: Option<&(Evaluation, EvalImages)>,
 ) -> Result<Vec<PathBuf>> {
     let io = |path: &Path, action: &'static str| {
         let path = path.to_path_buf();
@@ -341,20 +347,15 @@ fn write_outputs(
     std::fs::create_dir_all(dir).map_err(io(dir, "creating the output directory"))?;
     let npz = dir.join(RECONSTRUCTION_FILE);
     recon.write_npz(&npz)?;
+    let (amplitude, phase) = (recon.amplitude(), recon.phase());
+    let covered = coverage(recon.object.view());
+    let [amp_panel, phase_panel] = object_panels(amplitude.view(), phase.view(), covered.view());
     let amp_png = dir.join(AMPLITUDE_PNG);
-    write_png(&amp_png, recon.amplitude().view(), Colormap::Gray, None)
-        .map_err(io(&amp_png, "writing"))?;
+    write_image_figure(&amp_png, &amp_panel).map_err(io(&amp_png, "writing"))?;
     let phase_png = dir.join(PHASE_PNG);
-    let pi = std::f64::consts::PI;
-    write_png(
-        &phase_png,
-        recon.phase().view(),
-        Colormap::Cyclic,
-        Some((-pi, pi)),
-    )
-    .map_err(io(&phase_png, "writing"))?;
+    write_image_figure(&phase_png, &phase_panel).map_err(io(&phase_png, "writing"))?;
     let mut files = vec![npz, amp_png, phase_png];
-    if let Some(ev) = evaluation {
+    if let Some((ev, images)) = evaluation {
         let path = dir.join(METRICS_FILE);
         let mut bytes = serde_json::to_vec_pretty(ev).map_err(|e| WorkflowError::Write {
             path: path.clone(),
@@ -364,6 +365,9 @@ fn write_outputs(
         bytes.push(b'\n');
         write_bytes_atomic(&path, &bytes).map_err(io(&path, "writing"))?;
         files.push(path);
+        let fig = dir.join(COMPARISON_PNG);
+        write_comparison_figure(&fig, images, ev.registered)?;
+        files.push(fig);
     }
     Ok(files)
 }

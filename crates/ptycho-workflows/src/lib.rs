@@ -27,7 +27,7 @@ pub mod train;
 
 pub use data::{LoadReport, RawData};
 pub use error::WorkflowError;
-pub use evaluate::{Evaluation, evaluate, evaluate_files};
+pub use evaluate::{Evaluation, evaluate, evaluate_files, evaluate_with_images};
 pub use grouping::{GroupedData, group, group_with_indices};
 pub use infer::{InferResult, InferRuntime, infer};
 pub use patches::PatchConvention;

@@ -149,12 +149,13 @@ fn infer_writes_reconstruction_png_and_metrics() {
         }
     }
 
-    // PNGs decode with the canvas size.
+    // The figures decode with the size of the figure of an s × s canvas (image, axes, colour
+    // bar, title: issue 16).
     for name in ["reconstructed_amplitude.png", "reconstructed_phase.png"] {
         let img = image::open(out.join(name)).unwrap();
         assert_eq!(
-            (img.width() as usize, img.height() as usize),
-            (s, s),
+            (img.width(), img.height()),
+            ptycho_workflows::imaging::image_figure_size(s, s),
             "{name}"
         );
     }
@@ -164,8 +165,9 @@ fn infer_writes_reconstruction_png_and_metrics() {
     let ssim = metrics["metrics"]["amplitude"]["ssim"].as_f64().unwrap();
     assert!(ssim.is_finite() && ssim <= 1.0);
     assert_eq!(metrics["stitch_crop"], 20);
-    // Nothing else (no temporary files) in the output directory.
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 4);
+    // The comparison figure (objectGuess present); nothing else (no temporary files).
+    assert!(out.join("comparison.png").is_file());
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 5);
 
     // Batching is invisible: another batch size gives the same object.
     let res7 = infer(

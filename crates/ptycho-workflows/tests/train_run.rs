@@ -77,7 +77,10 @@ fn tiny_run_writes_history_checkpoint_config_and_a_loadable_archive() {
     assert_eq!(csv.lines().count(), 3, "{csv}");
     assert!(csv.starts_with("epoch,loss,nll,mae,val_loss,lr,seconds,samples_per_s\n"));
     let png = image::open(dir.join("loss_curve.png")).unwrap();
-    assert_eq!((png.width(), png.height()), (640, 400));
+    assert_eq!(
+        (png.width(), png.height()),
+        ptycho_workflows::imaging::LINE_CHART_SIZE
+    );
     let back = load_config_file(dir.join("config.toml")).unwrap();
     assert_eq!(back, *cfg);
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use ptycho_workflows::evaluate::evaluate_files;
+use ptycho_workflows::evaluate::{evaluate_files, write_comparison_figure};
 
 use crate::args::{CommonArgs, EvaluationArgs};
 
@@ -13,7 +13,8 @@ use crate::args::{CommonArgs, EvaluationArgs};
 /// data NPZ: the ground truth is cropped to the scanned region ± M/2, both images are
 /// centre-cropped to a common shape, 2 border pixels are trimmed, then amplitude and phase
 /// MAE, MSE, PSNR, SSIM, MS-SSIM and FRC are computed (phases plane-aligned, radians; the
-/// predicted amplitude is rescaled to the ground-truth mean).
+/// predicted amplitude is rescaled to the ground-truth mean). `--register` adds the metrics after
+/// sub-pixel registration (and reports the shift found).
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {
     /// Reconstruction NPZ written by `ptycho infer` (keys object, origin).
@@ -25,6 +26,10 @@ pub struct EvaluateArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also write the comparison figure (ground truth | reconstruction | difference; amplitude
+    /// and phase, as the metrics compare them; registered with `--register`) to this PNG.
+    #[arg(long, value_name = "FILE.png")]
+    pub figure: Option<PathBuf>,
 
     #[command(flatten)]
     pub evaluation: EvaluationArgs,
@@ -35,7 +40,10 @@ pub struct EvaluateArgs {
 
 pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.evaluation.resolve()?;
-    let ev = evaluate_files(&args.reconstruction, &args.ground_truth, &cfg)?;
+    let (ev, images) = evaluate_files(&args.reconstruction, &args.ground_truth, &cfg)?;
+    if let Some(fig) = &args.figure {
+        write_comparison_figure(fig, &images, ev.registered)?;
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &ev)?;

@@ -17,8 +17,9 @@ use crate::commands::train::load_data;
 /// N and gridsize (K = max(4, gridsize²) neighbours, seed 45 unless set), normalise the data, predict object
 /// patches, stitch their central M×M windows at the group centres and write reconstruction.npz
 /// (object complex64, amplitude/phase float32, origin float64 [x, y]),
-/// reconstructed_amplitude.png, reconstructed_phase.png and, when the test file has an
-/// objectGuess, metrics.json. With --product FILE.npz it also writes a Ptychodus 1.7 NPZ product
+/// reconstructed_amplitude.png, reconstructed_phase.png (figures: colour bar, title, axes in
+/// pixels, scaled on the covered pixels) and, when the test file has an objectGuess, metrics.json
+/// and comparison.png (ground truth | reconstruction | difference; registered with --register). With --product FILE.npz it also writes a Ptychodus 1.7 NPZ product
 /// (object with its geometry, probe, scan positions in metres, the model's training loss history).
 /// Settings: defaults < --config FILE < flags.
 #[derive(Debug, Args)]
@@ -158,6 +159,13 @@ pub fn run(args: &InferArgs) -> anyhow::Result<ExitCode> {
             "vs objectGuess: amplitude SSIM {:.4}, phase SSIM {:.4}, amplitude MAE {:.5}",
             m.amplitude.ssim, m.phase.ssim, m.amplitude.mae
         );
+        if let Some(reg) = &ev.registration {
+            let (m, [x, y]) = (&reg.metrics, reg.registration.shift);
+            println!(
+                "registered (shift [x, y] = [{x:.2}, {y:.2}] px): amplitude SSIM {:.4}, phase SSIM {:.4}, amplitude MAE {:.5}",
+                m.amplitude.ssim, m.phase.ssim, m.amplitude.mae
+            );
+        }
     }
     for f in &res.files {
         println!("wrote {}", f.display());

@@ -13,10 +13,15 @@
 
 mod align;
 mod frc;
+mod registration;
 mod ssim;
 
 pub use align::{align_for_evaluation, fit_and_remove_plane};
 pub use frc::{FRC_HALF, FRC_ONE_SEVENTH, Frc, first_below_threshold, frc};
+pub use registration::{
+    REGISTRATION_BORDER, REGISTRATION_UPSAMPLE, Registration, fourier_shift,
+    phase_cross_correlation, register_and_align,
+};
 pub use ssim::{MS_SSIM_WEIGHTS, SSIM_WINDOW, ms_ssim, ssim};
 
 use ndarray::{Array2, ArrayView2, Zip};
@@ -117,9 +122,74 @@ pub fn eval_reconstruction(
             shape: [gt.nrows(), gt.ncols()],
         });
     }
+    let EvalImages {
+        amp_t,
+        amp_p,
+        phi_t,
+        phi_p,
+        amplitude_scale: scale,
+    } = evaluated_images(recon, gt, opts)?;
+    let shape = [amp_t.nrows(), amp_t.ncols()];
+
+    let amp_range = range_f32(&amp_t);
+    let amplitude = ComponentMetrics::compute(
+        &amp_t,
+        &amp_p,
+        amp_range,
+        (&amp_t, &amp_p, amp_range),
+        opts.ms_ssim_sigma,
+        opts.frc_sigma,
+    )?;
+    let to_unit = |p: &f64| (p + std::f64::consts::PI) / (2.0 * std::f64::consts::PI);
+    let (scaled_t, scaled_p) = (phi_t.map(to_unit), phi_p.map(to_unit));
+    let phase = ComponentMetrics::compute(
+        &phi_t,
+        &phi_p,
+        range_f32(&phi_t),
+        (&scaled_t, &scaled_p, 1.0),
+        0.0,
+        opts.frc_sigma,
+    )?;
+    Ok(EvalMetrics {
+        amplitude,
+        phase,
+        phase_align: opts.phase_align,
+        amplitude_scale: scale,
+        shape,
+    })
+}
+
+/// The images the metrics compare, after the border trim: amplitudes (prediction rescaled to the
+/// ground-truth mean) and aligned phases (radians).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalImages {
+    /// Ground-truth amplitude `|gt|`.
+    pub amp_t: Array2<f64>,
+    /// Predicted amplitude `|recon|·mean(A_t)/mean(A_p)`.
+    pub amp_p: Array2<f64>,
+    /// Ground-truth phase after alignment.
+    pub phi_t: Array2<f64>,
+    /// Predicted phase after alignment.
+    pub phi_p: Array2<f64>,
+    /// Factor `mean(A_t)/mean(A_p)` applied to the predicted amplitude.
+    pub amplitude_scale: f64,
+}
+
+/// Steps 1–3 of [`eval_reconstruction`] (trim, amplitude rescaling, phase alignment): what the
+/// metrics see, also drawn in the comparison figure. Equal shapes required.
+pub fn evaluated_images(
+    recon: ArrayView2<Complex32>,
+    gt: ArrayView2<Complex32>,
+    opts: &EvalOptions,
+) -> Result<EvalImages, WorkflowError> {
+    if recon.dim() != gt.dim() {
+        return Err(WorkflowError::ShapeMismatch {
+            recon: [recon.nrows(), recon.ncols()],
+            gt: [gt.nrows(), gt.ncols()],
+        });
+    }
     let recon = align::trim(recon, opts.border, "reconstruction")?;
     let gt = align::trim(gt, opts.border, "ground-truth")?;
-    let shape = [gt.nrows(), gt.ncols()];
 
     // Amplitudes and raw phases as float32 values (numpy on complex64).
     let amp = |z: &Complex32| numpy_abs_c64(*z) as f64;
@@ -147,31 +217,12 @@ pub fn eval_reconstruction(
         }
     };
 
-    let amp_range = range_f32(&amp_t);
-    let amplitude = ComponentMetrics::compute(
-        &amp_t,
-        &amp_p,
-        amp_range,
-        (&amp_t, &amp_p, amp_range),
-        opts.ms_ssim_sigma,
-        opts.frc_sigma,
-    )?;
-    let to_unit = |p: &f64| (p + std::f64::consts::PI) / (2.0 * std::f64::consts::PI);
-    let (scaled_t, scaled_p) = (phi_t.map(to_unit), phi_p.map(to_unit));
-    let phase = ComponentMetrics::compute(
-        &phi_t,
-        &phi_p,
-        range_f32(&phi_t),
-        (&scaled_t, &scaled_p, 1.0),
-        0.0,
-        opts.frc_sigma,
-    )?;
-    Ok(EvalMetrics {
-        amplitude,
-        phase,
-        phase_align: opts.phase_align,
+    Ok(EvalImages {
+        amp_t,
+        amp_p,
+        phi_t,
+        phi_p,
         amplitude_scale: scale as f64,
-        shape,
     })
 }
 

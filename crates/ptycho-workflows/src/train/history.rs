@@ -99,12 +99,16 @@ pub fn write(dir: &Path, history: &[EpochRecord]) -> std::io::Result<()> {
             Series {
                 values: &loss,
                 color: [214, 39, 40],
+                label: "training",
             },
             Series {
                 values: &val,
                 color: [31, 119, 180],
+                label: "validation",
             },
         ],
+        "Loss per epoch",
+        "loss",
     )
 }
 
