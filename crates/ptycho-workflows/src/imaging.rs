@@ -305,7 +305,9 @@ fn fmt_tick(v: f64, (lo, hi): (f64, f64), ticks: usize) -> String {
     let step = span / ticks.max(1) as f64;
     let mag = lo.abs().max(hi.abs());
     if !(1e-3..1e5).contains(&mag) || step < 1e-4 {
-        let digits = ((mag / step).log10().ceil() as i32).clamp(1, 6) as usize;
+        // The drawn ticks may sit closer than span / ticks: size the mantissa for half that step,
+        // so that neighbouring labels never print alike (-3.56e6, -3.62e6, not -3.6e6 twice).
+        let digits = ((2.0 * mag / step).log10().ceil() as i32).clamp(1, 6) as usize;
         return format!("{v:.digits$e}", digits = digits.saturating_sub(1).max(1));
     }
     let decimals = (-step.log10().floor()).max(0.0) as usize;
@@ -1048,6 +1050,12 @@ mod tests {
         assert_eq!(fmt_tick(0.8, (0.0, 1.05), 6), "0.8");
         assert_eq!(fmt_tick(0.95, (0.9, 1.1), 6), "0.95");
         assert_eq!(fmt_tick(-3.95e6, (-4.2e6, -3.9e6), 8), "-3.95e6");
+        // A loss axis of −4.05e6 … −3.56e6 with 8 labels: every label distinct.
+        let labels: Vec<String> = (0..8)
+            .map(|i| fmt_tick(-4.05e6 + 0.49e6 * i as f64 / 7.0, (-4.05e6, -3.56e6), 8))
+            .collect();
+        let distinct: std::collections::BTreeSet<&String> = labels.iter().collect();
+        assert_eq!(distinct.len(), 8, "{labels:?}");
         assert_eq!(display_size(160, 150, FIGURE_IMAGE_SIZE), (450, 480));
         // Title: dark pixels in the top strip.
         let title = (0..img.width())
