@@ -110,7 +110,8 @@ pub struct TrainReport {
     pub params: Params,
 }
 
-/// Train PtychoPINN on `train_data` with `cfg` (see the module docs for the outputs).
+/// Train PtychoPINN (or the supervised baseline when `cfg.model.model_type` is `supervised`, see
+/// [`supervised`]) on `train_data` with `cfg` (see the module docs for the outputs).
 ///
 /// Order (CONFIG-001): params from the config → subsample / group / normalise (`n_subsample`,
 /// else the reference rule: `n_groups` scan points) → intensity scale `s = √nphotons/(N/2)` and
