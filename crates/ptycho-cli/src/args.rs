@@ -131,7 +131,8 @@ pub struct TrainingOverrides {
     /// U-Net width multiplier (≥ 1; filters 32·scale, 64·scale, ...). Default: 2.
     #[arg(long, visible_alias = "n_filters_scale", value_name = "INT")]
     pub n_filters_scale: Option<usize>,
-    /// Model type (metadata; the PINN is trained). Default: pinn.
+    /// Network to train: pinn (PtychoPINN) or supervised (the supervised baseline, needs `Y` or
+    /// `objectGuess` in the training file). Default: pinn.
     #[arg(long, visible_alias = "model_type", value_name = "TYPE", value_parser = model_type_parser())]
     pub model_type: Option<ModelType>,
     /// Activation of the amplitude head. Default: sigmoid.

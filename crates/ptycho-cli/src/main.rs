@@ -21,7 +21,8 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Simulate a synthetic dataset (lines object) and write it as an NPZ.
     Simulate(commands::simulate::SimulateArgs),
-    /// Train PtychoPINN on an NPZ dataset (checkpoint every epoch, --resume DIR continues).
+    /// Train PtychoPINN (or, with --model-type supervised, the supervised baseline) on an NPZ
+    /// dataset (checkpoint every epoch, --resume DIR continues).
     Train(Box<commands::train::TrainArgs>),
     /// Reconstruct a test dataset with a saved model; writes reconstruction.npz and PNGs.
     Infer(commands::infer::InferArgs),

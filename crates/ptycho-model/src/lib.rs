@@ -8,12 +8,13 @@
 //! are channels-last `(B, N, N, C)` with positions `(B, 1, 2, C)`; ptycho-workflows converts.
 //!
 //! Modules, each using only those before it: `complex`, `ops` (Burn ops, DFT matrices) →
-//! `physics` (array-level) → `reassembly` → `network` → `loss` → `train`; `error` is below all
+//! `physics` (array-level) → `reassembly` → `network` → `loss` → `train` → `supervised`; `error` is below all
 //! of them, `device` uses only `error`.
 //!
 //! - [`PtychoPinn::autoencoder`] (training view) → [`AutoencoderOutput`]
 //! - [`PtychoPinn::diffraction_to_obj`] (inference view) → [`ComplexTensor`]
 //! - [`loss()`], [`TrainStep`], [`DeviceKind`].
+//! - [`SupervisedNet`] and [`SupervisedStep`]: the supervised baseline (spec §5.4).
 
 pub mod complex;
 pub mod device;
@@ -23,6 +24,7 @@ pub mod network;
 pub mod ops;
 pub mod physics;
 pub mod reassembly;
+pub mod supervised;
 pub mod train;
 
 pub use complex::ComplexTensor;
@@ -31,4 +33,5 @@ pub use error::ModelError;
 pub use loss::{LossTerms, LossWeights, PixelMask, loss, loss_with, poisson_nll, supervised_loss};
 pub use network::{AutoencoderOutput, Hyper, PtychoPinn};
 pub use reassembly::Offsets;
+pub use supervised::{SupervisedNet, SupervisedStep};
 pub use train::{LossValues, TrainStep};

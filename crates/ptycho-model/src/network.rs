@@ -22,7 +22,7 @@ use crate::ops::{self, DftMats, tensor_from, tensor2};
 use crate::physics;
 use crate::reassembly::{self, Offsets};
 
-fn conv3(cin: usize, cout: usize, device: &Device) -> Conv2d {
+pub(crate) fn conv3(cin: usize, cout: usize, device: &Device) -> Conv2d {
     let mut c = Conv2dConfig::new([cin, cout], [3, 3])
         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
         .with_initializer(Initializer::XavierUniform { gain: 1.0 })
@@ -40,13 +40,13 @@ pub struct ConvPool {
 }
 
 impl ConvPool {
-    fn new(cin: usize, nf: usize, device: &Device) -> Self {
+    pub(crate) fn new(cin: usize, nf: usize, device: &Device) -> Self {
         Self {
             c1: conv3(cin, nf, device),
             c2: conv3(nf, nf, device),
         }
     }
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = activation::relu(self.c1.forward(x));
         let x = activation::relu(self.c2.forward(x));
         max_pool2d(x, MaxPoolOptions::new([2, 2]))
@@ -61,13 +61,13 @@ pub struct ConvUp {
 }
 
 impl ConvUp {
-    fn new(cin: usize, nf: usize, device: &Device) -> Self {
+    pub(crate) fn new(cin: usize, nf: usize, device: &Device) -> Self {
         Self {
             c1: conv3(cin, nf, device),
             c2: conv3(nf, nf, device),
         }
     }
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = activation::relu(self.c1.forward(x));
         let x = activation::relu(self.c2.forward(x));
         let [_, _, h, w] = x.dims();
@@ -219,10 +219,10 @@ impl Constants {
 }
 
 /// Held while seeding the backend RNG and drawing a model's initial weights.
-static INIT_LOCK: Mutex<()> = Mutex::new(());
+pub(crate) static INIT_LOCK: Mutex<()> = Mutex::new(());
 
 /// Touches every float parameter, which initialises the lazy ones.
-struct ForceInit;
+pub(crate) struct ForceInit;
 
 impl ModuleVisitor for ForceInit {
     fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {

@@ -461,6 +461,14 @@ fn load_weights<M: Module>(
     Ok(())
 }
 
+/// The params restored from the archive at `path` (after the manifest checks), without building
+/// a model or reading weights: what [`crate::load_any_model`] reads to choose the network.
+pub fn read_archive_params(path: &Path) -> Result<Params, PersistError> {
+    let mut zip = SafeZip::open(path)?;
+    read_manifest(&mut zip)?;
+    Ok(read_params(&mut zip)?.1)
+}
+
 pub(crate) fn open_checked(path: &Path) -> Result<(SafeZip, Manifest), PersistError> {
     let mut zip = SafeZip::open(path)?;
     let manifest = read_manifest(&mut zip)?;

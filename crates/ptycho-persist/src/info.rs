@@ -36,6 +36,9 @@ pub struct ModelInfo {
 pub struct ArchiveInfo {
     pub path: String,
     pub manifest: Manifest,
+    /// Which network the archive holds: `"pinn"` (PtychoPINN) or `"supervised"` (the supervised
+    /// baseline), from the params' `model_type`.
+    pub model_type: String,
     /// The params snapshot without the probe array (legacy flat keys + `intensity_scale`).
     pub params: LegacyMap,
     pub probe: Option<ProbeSummary>,
@@ -84,6 +87,7 @@ pub fn inspect_archive(path: &Path) -> Result<ArchiveInfo, PersistError> {
     Ok(ArchiveInfo {
         path: path.display().to_string(),
         manifest,
+        model_type: params.model().model_type.to_string(),
         params: map,
         probe,
         models,
@@ -101,6 +105,12 @@ impl fmt::Display for ArchiveInfo {
             "format:  {} v{} (backend {}), written by ptycho {} at {}",
             m.format, m.format_version, m.backend, m.crate_version, m.created_at
         )?;
+        let network = match self.model_type.as_str() {
+            "supervised" => "supervised baseline (PtychoNN-style, MAE on amplitude and phase)",
+            "pinn" => "PtychoPINN (physics-informed)",
+            other => other,
+        };
+        writeln!(f, "type:    {} — {network}", self.model_type)?;
         let get = |k: &str| self.params.get(k).map_or("?".to_string(), Value::to_string);
         writeln!(
             f,

@@ -24,7 +24,7 @@ pub mod zipread;
 
 pub use archive::{
     FORMAT, FORMAT_VERSION, HISTORY_ENTRY, LoadedArchive, LossRecord, MODEL_NAMES, Manifest,
-    SaveOptions, load_archive, read_history, save_archive,
+    SaveOptions, load_archive, read_archive_params, read_history, save_archive,
 };
 pub use atomic::{
     Existing, remove_stale_temporaries, write_atomic, write_atomic_with, write_bytes_atomic,
@@ -34,6 +34,9 @@ pub use checkpoint::{
 };
 pub use error::PersistError;
 pub use info::{ArchiveInfo, ModelInfo, ProbeSummary, inspect_archive};
-pub use pinn::{ARCHIVE_NAME, load_model, resolve_archive_path, save_model};
+pub use pinn::{
+    ARCHIVE_NAME, ArchivedModel, load_any_model, load_model, load_supervised_model,
+    resolve_archive_path, save_model, save_supervised_model,
+};
 pub use snapshot::{KEY_INTENSITY_SCALE, KEY_PROBE};
 pub use zipread::{EntryInfo, SafeZip, ZipLimits};

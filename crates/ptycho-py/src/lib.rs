@@ -169,7 +169,8 @@ fn train(
 }
 
 /// Load the model archive at `path` (a `wts.h5.zip` or a directory holding one) the way
-/// inference does (params restored first, then both models built and their weights loaded), and
+/// inference does (params restored first, then the network it holds — PINN or supervised — built
+/// and its weights loaded), and
 /// return its summary (what `ptycho inspect --json` prints) as JSON text.
 #[pyfunction]
 fn load_model(py: Python<'_>, path: PathBuf) -> PyResult<String> {
@@ -177,7 +178,7 @@ fn load_model(py: Python<'_>, path: PathBuf) -> PyResult<String> {
     let info = py
         .detach(|| {
             let archive = ptycho_persist::resolve_archive_path(&path);
-            ptycho_persist::load_model(&archive, &device)?;
+            ptycho_persist::load_any_model(&archive, &device)?;
             ptycho_persist::inspect_archive(&archive)
         })
         .map_err(py_err)?;

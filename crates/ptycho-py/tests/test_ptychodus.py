@@ -64,11 +64,13 @@ def reconstruct_input(npz: Path) -> ReconstructInput:
     return ReconstructInput(patterns, np.zeros(patterns.shape[1:], dtype=bool), product)
 
 
-def pinn(registry: SettingsRegistry) -> TrainableReconstructor:
+def pinn(registry: SettingsRegistry, name: str = "PINN") -> TrainableReconstructor:
     library = PtychoRSReconstructorLibrary(registry)
     assert library.name == "PtychoRS"
-    (reconstructor,) = list(library)
-    assert reconstructor.name == "PINN" and isinstance(reconstructor, TrainableReconstructor)
+    reconstructors = {r.name: r for r in library}
+    assert set(reconstructors) == {"PINN", "Supervised"}
+    reconstructor = reconstructors[name]
+    assert isinstance(reconstructor, TrainableReconstructor)
     return reconstructor
 
 
@@ -155,9 +157,9 @@ def test_registers_into_a_running_model_core() -> None:
     core = ModelCore()
     library = register(core)
     parameter = core.processing_core.algorithm_parameter
-    assert "ptychors_pinn" in set(parameter.available_reconstructors())
-    parameter.set_value("ptychors_pinn")
-    assert parameter.get_current_reconstructor() is next(iter(library))
+    assert {"ptychors_pinn", "ptychors_supervised"} <= set(parameter.available_reconstructors())
+    parameter.set_value("ptychors_supervised")
+    assert parameter.get_current_reconstructor() is list(library)[1]
 
 
 def test_reconstruct_input_becomes_amplitudes_with_the_mask(sim_dir: Path, tmp_path: Path) -> None:
@@ -178,3 +180,26 @@ def test_reconstruct_input_becomes_amplitudes_with_the_mask(sim_dir: Path, tmp_p
     back = pr.Scan.load(tmp_path / "masked.npz")
     np.testing.assert_array_equal(back.bad_pixels, bad)
     assert (back.diff3d[:, 3, 5] == 0).all() and (back.diff3d[:, 3, 6] == scan.diff3d[:, 3, 6]).all()
+
+
+def test_supervised_reconstructor_trains_on_the_export_and_reconstructs(
+    trained: dict[str, object], sim_dir: Path, tmp_path: Path
+) -> None:
+    """The supervised baseline through the same Ptychodus calls: it learns from the export's
+    objectGuess, saves, reloads (and a PINN model file is refused), reconstructs."""
+    d = trained["dir"]
+    registry = SettingsRegistry()
+    sup = pinn(registry, "Supervised")
+    sup._training_settings.nepochs.set_value(1)  # type: ignore[attr-defined]
+    outputs = list(sup.train(d, tmp_path / "run"))
+    assert [o.progress for o in outputs] == [1] and np.isfinite(outputs[0].training_loss[0].value)
+    sup.save_model(tmp_path / "sup.zip")
+    assert pr.load_model(tmp_path / "sup.zip").model_type == "supervised"
+
+    again = pinn(SettingsRegistry(), "Supervised")
+    with pytest.raises(ValueError, match="holds a pinn model"):
+        again.load_model_from_file(d / "model.zip")
+    again.load_model_from_file(tmp_path / "sup.zip")
+    (out,) = list(again.reconstruct(reconstruct_input(sim_dir / "test.npz")))
+    obj = out.product.object_.get_array()[0]
+    assert obj.dtype == np.complex64 and np.isfinite(obj).all() and obj.size > 0

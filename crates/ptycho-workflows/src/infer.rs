@@ -15,7 +15,7 @@ use ndarray::Array3;
 use num_complex::Complex32;
 use ptycho_config::{InferenceConfig, Params, Valid};
 use ptycho_model::{DeviceKind, ModelError, PtychoPinn};
-use ptycho_persist::{load_model, resolve_archive_path, write_bytes_atomic};
+use ptycho_persist::{ArchivedModel, load_any_model, resolve_archive_path, write_bytes_atomic};
 
 use crate::data::RawData;
 use crate::error::{Result, WorkflowError};
@@ -97,8 +97,8 @@ pub fn infer(
     let archive_path = resolve_archive_path(archive);
     let device = run.device.to_device()?;
     // CONFIG-001: the params come from the archive, and the model is built from them.
-    let (loaded, params) = load_model(&archive_path, &device)?;
-    let model = loaded.diffraction_to_obj;
+    // The archive's params say which network it holds.
+    let (loaded, params) = load_any_model(&archive_path, &device)?;
     if test.n() != params.n() {
         return Err(WorkflowError::PatternSize {
             archive: archive_path,
@@ -126,14 +126,26 @@ pub fn infer(
     let grouped = group(test, &params, &grouping)?;
 
     let t0 = Instant::now();
-    let patches = predict_patches(
-        &model,
-        &grouped,
-        params.intensity_scale(),
-        cfg.batch_size,
-        run.device,
-        &device,
-    )?;
+    let (patches, centres) = match loaded {
+        ArchivedModel::Pinn(loaded) => {
+            let patches = predict_patches(
+                &loaded.diffraction_to_obj,
+                &grouped,
+                params.intensity_scale(),
+                cfg.batch_size,
+                run.device,
+                &device,
+            )?;
+            (patches, group_centres(&grouped))
+        }
+        // One patch per pattern, at its own scan position.
+        ArchivedModel::Supervised(loaded) => crate::train::supervised::predict_patches(
+            &loaded.diffraction_to_obj,
+            &grouped,
+            prediction_batch(run.device, cfg.batch_size),
+            &device,
+        )?,
+    };
     let predict_seconds = t0.elapsed().as_secs_f64();
     let n_patterns = grouped.n_groups() * grouped.channels();
     let patterns_per_second = n_patterns as f64 / predict_seconds.max(1e-9);
@@ -145,14 +157,6 @@ pub fn infer(
         "prediction done"
     );
 
-    let centres: Vec<[f64; 2]> = (0..grouped.n_groups())
-        .map(|g| {
-            [
-                grouped.coords_offsets[[g, 0, 0, 0]],
-                grouped.coords_offsets[[g, 0, 1, 0]],
-            ]
-        })
-        .collect();
     let stitched = reassemble_position(patches.view(), &centres, cfg.stitch_crop)?;
     let reconstruction = Reconstruction {
         object: stitched.object,
@@ -191,6 +195,18 @@ pub fn infer(
         evaluation_error,
         files,
     })
+}
+
+/// The group centres `[x, y]` (object pixels), where the PINN's patches are stitched.
+fn group_centres(grouped: &GroupedData) -> Vec<[f64; 2]> {
+    (0..grouped.n_groups())
+        .map(|g| {
+            [
+                grouped.coords_offsets[[g, 0, 0, 0]],
+                grouped.coords_offsets[[g, 0, 1, 0]],
+            ]
+        })
+        .collect()
 }
 
 /// Run `diffraction_to_obj` over the groups in batches: input `s·X` channels-first, positions =

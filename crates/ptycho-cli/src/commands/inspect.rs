@@ -9,8 +9,8 @@ use ptycho_persist::{inspect_archive, resolve_archive_path};
 
 use crate::args::CommonArgs;
 
-/// Show a model archive: manifest, params (without the probe array), per-model parameter counts
-/// and the zip entries.
+/// Show a model archive: which network it holds (pinn or supervised), manifest, params (without
+/// the probe array), per-model parameter counts and the zip entries.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// The archive `wts.h5.zip`, or a directory holding one.

@@ -1,4 +1,4 @@
-//! `ptycho train`: train PtychoPINN on an NPZ dataset (a thin layer over
+//! `ptycho train`: train PtychoPINN or the supervised baseline on an NPZ dataset (a thin layer over
 //! `ptycho_workflows::train::train`).
 //!
 //! Precedence: defaults < `--config FILE` < flags; with `--resume DIR` the base is

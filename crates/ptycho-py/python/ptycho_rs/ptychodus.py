@@ -1,7 +1,8 @@
 """A Ptychodus 1.7 reconstructor library backed by ptycho_rs.
 
 :class:`PtychoRSReconstructorLibrary` is a ``ptychodus.api.reconstruct.ReconstructorLibrary``
-holding the trainable reconstructor "PINN". Its settings mirror Ptychodus's own PtychoPINN groups
+holding the trainable reconstructors "PINN" and "Supervised" (the supervised baseline: trained
+against the training file's objectGuess patches). Its settings mirror Ptychodus's own PtychoPINN groups
 (same parameter names) under the groups ``PtychoRSModel``, ``PtychoRSTraining`` and
 ``PtychoRSInference``. Ptychodus 1.7 lists its libraries in ``ModelCore``; :func:`register` adds
 this one to a running ``ModelCore``, and an upstream registration would take two lines there::
@@ -230,7 +231,7 @@ def _training_files(input_path: Path) -> tuple[Path, Path | None]:
 
 
 class PtychoRSReconstructor(TrainableReconstructor):
-    """The trainable reconstructor "PINN": ptycho_rs training and inference."""
+    """A trainable reconstructor, "PINN" or "Supervised": ptycho_rs training and inference."""
 
     def __init__(
         self,
@@ -248,6 +249,11 @@ class PtychoRSReconstructor(TrainableReconstructor):
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def model_type(self) -> str:
+        """ptycho's ``model_type`` for this reconstructor: ``pinn`` or ``supervised``."""
+        return "supervised" if self._name == "Supervised" else "pinn"
 
     @property
     def model(self) -> ptycho_rs.Model | None:
@@ -293,7 +299,13 @@ class PtychoRSReconstructor(TrainableReconstructor):
         return "Zipped Archive (*.zip)"
 
     def load_model_from_file(self, file_path: Path) -> None:
-        self._model = ptycho_rs.load_model(file_path)
+        model = ptycho_rs.load_model(file_path)
+        if model.model_type != self.model_type:
+            raise ValueError(
+                f"{file_path}: holds a {model.model_type} model; the {self._name} reconstructor "
+                f"needs a {self.model_type} one"
+            )
+        self._model = model
         logger.info("loaded %r", self._model)
 
     def get_model_file_extension(self) -> str:
@@ -318,6 +330,7 @@ class PtychoRSReconstructor(TrainableReconstructor):
         train_file, test_file = _training_files(Path(input_path))
         scan = load_training_file(train_file)
         settings = {
+            "model_type": self.model_type,
             **self._model_settings.as_settings(),
             **self._training_settings.as_settings(
                 scan.n_points, self._model_settings.gridsize.get_value()
@@ -393,7 +406,8 @@ def _object_in_geometry(rec: ptycho_rs.Reconstruction, reference: Object) -> Obj
 
 
 class PtychoRSReconstructorLibrary(ReconstructorLibrary):
-    """Ptychodus reconstructor library "PtychoRS" with the trainable reconstructor "PINN"."""
+    """Ptychodus reconstructor library "PtychoRS" with the trainable reconstructors "PINN" and
+    "Supervised"."""
 
     def __init__(
         self, settings_registry: SettingsRegistry, is_developer_mode_enabled: bool = False
@@ -404,8 +418,9 @@ class PtychoRSReconstructorLibrary(ReconstructorLibrary):
         self.inference_settings = PtychoRSInferenceSettings(settings_registry)
         self._reconstructors: list[TrainableReconstructor] = [
             PtychoRSReconstructor(
-                "PINN", self.model_settings, self.training_settings, self.inference_settings
+                name, self.model_settings, self.training_settings, self.inference_settings
             )
+            for name in ("PINN", "Supervised")
         ]
         logger.info("ptycho_rs %s", ptycho_rs.__version__)
 
@@ -419,7 +434,8 @@ class PtychoRSReconstructorLibrary(ReconstructorLibrary):
 
 def register(model_core: Any) -> PtychoRSReconstructorLibrary:
     """Add the library to a running Ptychodus 1.7 ``ModelCore`` (whose library list is fixed at
-    construction): its reconstructors become selectable as ``ptychors_pinn``."""
+    construction): its reconstructors become selectable as ``ptychors_pinn`` and
+    ``ptychors_supervised``."""
     library = PtychoRSReconstructorLibrary(
         model_core.settings_registry, getattr(model_core, "is_developer_mode_enabled", False)
     )

@@ -1,5 +1,6 @@
 //! The training workflow (spec §6.1, §3, §11.2): data → groups → normalisation → params (probe,
-//! intensity scale) → PtychoPINN → Adam with the Keras callbacks → `wts.h5.zip`.
+//! intensity scale) → PtychoPINN → Adam with the Keras callbacks → `wts.h5.zip`. With
+//! `model_type = "supervised"` the supervised baseline is trained instead ([`supervised`]).
 //!
 //! Output directory `DIR` (= `cfg.output_dir`):
 //! - `config.toml`: the resolved training config, written before the first epoch (what
@@ -17,6 +18,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod history;
 pub mod schedule;
+pub mod supervised;
 
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
@@ -28,7 +30,7 @@ use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
 use num_complex::{Complex32, Complex64};
-use ptycho_config::{Params, ProbeField, TrainingConfig, Valid};
+use ptycho_config::{ModelType, Params, ProbeField, TrainingConfig, Valid};
 use ptycho_model::{
     DeviceKind, LossValues, LossWeights, ModelError, PixelMask, PtychoPinn, TrainStep, physics,
     train::adam,
@@ -109,7 +111,8 @@ pub struct TrainReport {
     pub params: Params,
 }
 
-/// Train PtychoPINN on `train_data` with `cfg` (see the module docs for the outputs).
+/// Train PtychoPINN (or the supervised baseline when `cfg.model.model_type` is `supervised`, see
+/// [`supervised`]) on `train_data` with `cfg` (see the module docs for the outputs).
 ///
 /// Order (CONFIG-001): params from the config → subsample / group / normalise (`n_subsample`,
 /// else the reference rule: `n_groups` scan points) → intensity scale `s = √nphotons/(N/2)` and
@@ -248,6 +251,9 @@ fn run(
     opts: &TrainOptions,
     on_epoch: &mut dyn FnMut(&EpochRecord) -> ControlFlow<()>,
 ) -> Result<TrainReport, WorkflowError> {
+    if cfg.model.model_type == ModelType::Supervised {
+        return supervised::run(cfg, raw, opts, on_epoch);
+    }
     let t_start = Instant::now();
     let dir = cfg.output_dir.clone();
     let archive_path = dir.join(ARCHIVE_NAME);
