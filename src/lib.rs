@@ -43,6 +43,29 @@ pub fn ptycho_bin() -> PathBuf {
     bin
 }
 
+/// What one run of the `ptycho` binary printed, and its exit code (−1 when killed by a signal).
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run this build's `ptycho` binary with `args` (`RUST_LOG` unset, so stderr holds only what a
+/// user would see) and capture its output.
+pub fn ptycho(args: &[&str]) -> Out {
+    let out = Command::new(ptycho_bin())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run ptycho");
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// Whether this build's `ptycho` binary has subcommand `name` (`ptycho <name> --help` succeeds).
 ///
 /// Lets a test carry rows for commands that are written on other branches: such a row is skipped,

@@ -5,32 +5,12 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use ndarray::{Array0, Array2};
 use ndarray_npy::NpzReader;
 use num_complex::Complex32;
-use ptycho_e2e::ptycho_bin;
+use ptycho_e2e::{Out, ptycho};
 use serde_json::Value;
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn ptycho(args: &[&str]) -> Out {
-    let out = Command::new(ptycho_bin())
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run ptycho");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 fn ok(args: &[&str]) -> Out {
     let o = ptycho(args);

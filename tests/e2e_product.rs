@@ -5,36 +5,16 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::process::Command;
 
 use ndarray::{Array0, Array1, Array2, Array3, Array4, Axis, Ix0};
 use ndarray_npy::NpzReader;
 use num_complex::Complex32;
 use ptycho_config::{ModelConfig, Params, TrainingConfig};
-use ptycho_e2e::ptycho_bin;
+use ptycho_e2e::ptycho;
 use ptycho_model::{DeviceKind, PtychoPinn};
 use ptycho_persist::{SaveOptions, read_history, save_model};
 use ptycho_workflows::RawData;
 use ptycho_workflows::product::PRODUCT_KEYS;
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn ptycho(args: &[&str]) -> Out {
-    let out = Command::new(ptycho_bin())
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run ptycho");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 fn ok(args: &[&str]) -> String {
     let o = ptycho(args);

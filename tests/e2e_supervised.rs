@@ -4,30 +4,10 @@
 //! ground truth is refused in one line naming the file and what is missing, with nothing written.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use ptycho_e2e::ptycho_bin;
+use ptycho_e2e::ptycho;
 use ptycho_workflows::RawData;
 use serde_json::Value;
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn ptycho(args: &[&str]) -> Out {
-    let out = Command::new(ptycho_bin())
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run ptycho");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 fn ok(args: &[&str]) -> String {
     let o = ptycho(args);

@@ -33,7 +33,8 @@ pub struct ModelConfig {
     pub gridsize: usize,
     /// Width multiplier of the U-Net (filters = 32·scale, 64·scale, ...). ≥ 1.
     pub n_filters_scale: usize,
-    /// `pinn` or `supervised` (metadata; the trainer builds the PINN).
+    /// Which network to train: `pinn` (PtychoPINN) or `supervised` (the supervised baseline, spec
+    /// §5.4, trained against ground-truth patches).
     pub model_type: ModelType,
     /// Activation of the amplitude head.
     pub amp_activation: AmpActivation,

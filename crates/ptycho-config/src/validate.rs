@@ -96,7 +96,6 @@ fn check_stitch_crop(m: usize) -> Result<(), ConfigError> {
     )
 }
 
-/// The real-space loss (spec §5) is not implemented: its weights must be 0.
 /// K ≥ C and, when given, neighbor_pool_size ≥ C (spec §2.3: the grouping needs C neighbours).
 fn check_neighbours(
     model: &ModelConfig,
