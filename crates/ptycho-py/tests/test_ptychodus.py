@@ -122,6 +122,7 @@ def test_reloaded_model_reconstructs_like_the_cli(
         cli, origin = f["object"], f["origin"]
     assert ours.shape == cli.shape
     rel = np.max(np.abs(ours - cli)) / np.max(np.abs(cli))
+    print(f"\nmax relative difference vs ptycho infer: {rel:.3e}")
     assert rel <= 1e-5, rel
 
     # Geometry: Ptychodus maps each scan position onto the pixel ptycho stitched it at.
