@@ -440,10 +440,11 @@ pub struct InferenceOverrides {
     #[arg(long, visible_alias = "model_path", value_name = "DIR|ZIP")]
     pub model: Option<PathBuf>,
     /// Test data NPZ (diff3d, xcoords, ycoords, probeGuess[, objectGuess]), or a Ptychodus
-    /// training folder (its test_data.npz). Default: none (required here or as test_data_file
-    /// in the config file).
-    #[arg(long, visible_aliases = ["test_data", "test-data-file", "test_data_file"], value_name = "FILE.npz")]
-    pub test_data: Option<PathBuf>,
+    /// training folder (its test_data.npz); several reconstruct each in turn with the model
+    /// loaded once, into OUTPUT_DIR/<file stem>/. Default: none (required here, as
+    /// test_data_file in the config file, or with --manifest).
+    #[arg(long, visible_aliases = ["test_data", "test-data-file", "test_data_file"], value_name = "FILE.npz", num_args = 1..)]
+    pub test_data: Vec<PathBuf>,
     /// Output directory (created if missing). Default: inference_outputs.
     #[arg(long, visible_alias = "output_dir", value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
@@ -482,11 +483,13 @@ pub struct InferenceOverrides {
 }
 
 impl InferenceOverrides {
-    /// Replace the fields whose flag was given.
+    /// Replace the fields whose flag was given (the first test file, when several are given).
     pub fn apply(&self, cfg: &mut InferenceConfig) {
+        if let Some(first) = self.test_data.first() {
+            cfg.test_data_file = Some(first.clone());
+        }
         override_fields! {
             self.model => cfg.model_path,
-            self.test_data => cfg.test_data_file,
             self.output_dir => cfg.output_dir,
             self.n_groups => cfg.n_groups,
             self.n_subsample => cfg.n_subsample,

@@ -280,6 +280,53 @@ impl SafeZip {
         Ok(buf)
     }
 
+    /// Where the bytes of a stored (uncompressed) entry `name` begin in the file, so that a
+    /// caller can read slices of a large entry by position instead of streaming it all;
+    /// `None` for a compressed entry. The entry's extent (`offset..offset + size`) lies inside
+    /// the file: the size was checked against the file when it was opened.
+    pub fn stored_data_offset(&mut self, name: &str) -> Result<Option<u64>, PersistError> {
+        let path = self.path.clone();
+        let corrupt = |detail: String| PersistError::CorruptEntry {
+            path: path.clone(),
+            entry: name.into(),
+            detail,
+        };
+        let Some(size) = self.entry(name).map(|e| e.size) else {
+            return Err(PersistError::MissingEntry {
+                path: path.clone(),
+                entry: name.into(),
+            });
+        };
+        let stored = self
+            .zip
+            .by_name(name)
+            .map_err(|e| corrupt(e.to_string()))
+            .and_then(|f| {
+                if f.compression() != zip::CompressionMethod::Stored {
+                    return Ok(None);
+                }
+                f.data_start()
+                    .map(Some)
+                    .ok_or_else(|| corrupt("no data offset after its local header".into()))
+            })?;
+        let Some(offset) = stored else {
+            return Ok(None);
+        };
+        let len = std::fs::metadata(&self.path)
+            .map_err(|source| PersistError::Io {
+                path: self.path.clone(),
+                action: "cannot read its size",
+                source,
+            })?
+            .len();
+        if offset.checked_add(size).is_none_or(|end| end > len) {
+            return Err(corrupt(format!(
+                "{size} bytes at offset {offset} run past the end of the {len}-byte file"
+            )));
+        }
+        Ok(Some(offset))
+    }
+
     /// Read and parse a JSON entry.
     pub fn read_json(&mut self, name: &str) -> Result<serde_json::Value, PersistError> {
         let bytes = self.read(name)?;

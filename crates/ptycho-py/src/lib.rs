@@ -190,7 +190,7 @@ type Reconstructed<'py> = (Bound<'py, PyArray2<Complex32>>, (f64, f64), usize, S
 
 /// Reconstruct a scan dict with the model archive at `archive` (settings: `InferenceConfig`
 /// keys). Returns `(object complex64 (H, W), origin [x, y] in object pixels, stitch_crop,
-/// report JSON)`.
+/// report JSON)`. Loads the archive for this call; [`LoadedModel`] keeps it loaded.
 #[pyfunction]
 #[pyo3(signature = (archive, scan, settings_json, device_name="cpu"))]
 fn reconstruct<'py>(
@@ -200,38 +200,79 @@ fn reconstruct<'py>(
     settings_json: &str,
     device_name: &str,
 ) -> PyResult<Reconstructed<'py>> {
-    let raw = scan_from_dict(scan)?;
-    let cfg = settings::<InferenceConfig>(settings_json, "ptycho_rs.reconstruct settings")?
-        .validate()
-        .map_err(py_err)?;
-    let run = InferRuntime {
-        device: device(device_name)?,
-        write_outputs: false,
-    };
-    let res = py
-        .detach(|| ptycho_workflows::infer(&archive, &raw, &cfg, &run))
-        .map_err(py_err)?;
-    let report = serde_json::json!({
-        "archive": res.archive,
-        "n_groups": res.n_groups,
-        "n_patterns": res.n_patterns,
-        "N": res.params.n(),
-        "gridsize": res.params.gridsize(),
-        "norm_factor": res.norm_factor,
-        "predict_seconds": res.predict_seconds,
-        "patterns_per_second": res.patterns_per_second,
-        "evaluation": res.evaluation,
-        "evaluation_error": res.evaluation_error,
-    });
-    let rec = res.reconstruction;
-    let origin = (rec.origin[0], rec.origin[1]);
-    let crop = rec.stitch_crop.unwrap_or(cfg.stitch_crop);
-    Ok((
-        rec.object.into_pyarray(py),
-        origin,
-        crop,
-        json_text(&report)?,
-    ))
+    LoadedModel::new(py, archive, device_name)?.reconstruct(py, scan, settings_json)
+}
+
+/// A model archive loaded once (params first, then the network: CONFIG-001) onto a device, to
+/// reconstruct any number of scans without reading the archive again. Safe to share between
+/// threads; each reconstruction releases the GIL.
+#[pyclass(frozen, module = "ptycho_rs._native")]
+struct LoadedModel {
+    inner: ptycho_workflows::InferenceModel,
+}
+
+#[pymethods]
+impl LoadedModel {
+    #[new]
+    #[pyo3(signature = (archive, device_name="cpu"))]
+    fn new(py: Python<'_>, archive: PathBuf, device_name: &str) -> PyResult<Self> {
+        let kind = device(device_name)?;
+        let inner = py
+            .detach(|| ptycho_workflows::InferenceModel::load(&archive, kind))
+            .map_err(py_err)?;
+        Ok(LoadedModel { inner })
+    }
+
+    /// The resolved archive path.
+    #[getter]
+    fn archive(&self) -> PathBuf {
+        self.inner.archive().to_path_buf()
+    }
+
+    /// Reconstruct a scan dict (settings: `InferenceConfig` keys); returns what the module's
+    /// `reconstruct` returns.
+    fn reconstruct<'py>(
+        &self,
+        py: Python<'py>,
+        scan: &Bound<'py, PyDict>,
+        settings_json: &str,
+    ) -> PyResult<Reconstructed<'py>> {
+        let raw = scan_from_dict(scan)?;
+        let cfg = settings::<InferenceConfig>(settings_json, "ptycho_rs.reconstruct settings")?
+            .validate()
+            .map_err(py_err)?;
+        let run = InferRuntime {
+            device: self.inner.device(),
+            write_outputs: false,
+            quiet: true,
+            ..InferRuntime::default()
+        };
+        let res = py
+            .detach(|| self.inner.reconstruct(&raw.header(), &raw, &cfg, &run))
+            .map_err(py_err)?;
+        let report = serde_json::json!({
+            "archive": res.archive,
+            "n_groups": res.n_groups,
+            "n_patterns": res.n_patterns,
+            "N": res.params.n(),
+            "gridsize": res.params.gridsize(),
+            "norm_factor": res.norm_factor,
+            "predict_seconds": res.predict_seconds,
+            "patterns_per_second": res.patterns_per_second,
+            "seconds": res.seconds,
+            "evaluation": res.evaluation,
+            "evaluation_error": res.evaluation_error,
+        });
+        let rec = res.reconstruction;
+        let origin = (rec.origin[0], rec.origin[1]);
+        let crop = rec.stitch_crop.unwrap_or(cfg.stitch_crop);
+        Ok((
+            rec.object.into_pyarray(py),
+            origin,
+            crop,
+            json_text(&report)?,
+        ))
+    }
 }
 
 /// Metrics of a stitched object against the scan's `objectGuess` (settings: `EvaluationConfig`
@@ -272,6 +313,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(train, m)?)?;
     m.add_function(wrap_pyfunction!(load_model, m)?)?;
     m.add_function(wrap_pyfunction!(reconstruct, m)?)?;
+    m.add_class::<LoadedModel>()?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
     Ok(())
 }

@@ -10,10 +10,12 @@
 use std::fmt;
 use std::path::Path;
 
+use ndarray::{Array1, Array2};
+use num_complex::Complex32;
 use ptycho_config::{EvaluationConfig, Valid};
 use serde::Serialize;
 
-use crate::data::RawData;
+use crate::data::{RawData, ScanHeader};
 use crate::error::{Result, WorkflowError};
 use crate::imaging::{comparison_panels, write_panel_grid};
 use crate::metrics::{
@@ -52,12 +54,39 @@ pub struct RegisteredMetrics {
     pub metrics: EvalMetrics,
 }
 
+/// What a reconstruction is compared with: the scan's `objectGuess` and its scan positions
+/// (`[x, y]` object pixels), which decide the region compared.
+pub trait GroundTruth {
+    /// The true object, if known.
+    fn object_guess(&self) -> Option<&Array2<Complex32>>;
+    /// Scan-centre positions `(x, y)`, object pixels.
+    fn scan_positions(&self) -> (&Array1<f64>, &Array1<f64>);
+}
+
+impl GroundTruth for RawData {
+    fn object_guess(&self) -> Option<&Array2<Complex32>> {
+        self.object_guess.as_ref()
+    }
+    fn scan_positions(&self) -> (&Array1<f64>, &Array1<f64>) {
+        (&self.xcoords, &self.ycoords)
+    }
+}
+
+impl GroundTruth for ScanHeader {
+    fn object_guess(&self) -> Option<&Array2<Complex32>> {
+        self.object_guess.as_ref()
+    }
+    fn scan_positions(&self) -> (&Array1<f64>, &Array1<f64>) {
+        (&self.xcoords, &self.ycoords)
+    }
+}
+
 /// Align `recon` to the `objectGuess` of `truth` and compute the metrics (the reference's metric
 /// options, [`EvalOptions::default`]); with `cfg.register` also after registration. The crop M is
 /// the config's, else the reconstruction's, else [`ptycho_config::DEFAULT_STITCH_CROP`].
 pub fn evaluate(
     recon: &Reconstruction,
-    truth: &RawData,
+    truth: &impl GroundTruth,
     cfg: &Valid<EvaluationConfig>,
 ) -> Result<Evaluation> {
     evaluate_with_images(recon, truth, cfg).map(|(ev, _)| ev)
@@ -67,22 +96,18 @@ pub fn evaluate(
 /// when registration is on), for the comparison figure.
 pub fn evaluate_with_images(
     recon: &Reconstruction,
-    truth: &RawData,
+    truth: &impl GroundTruth,
     cfg: &Valid<EvaluationConfig>,
 ) -> Result<(Evaluation, EvalImages)> {
-    let Some(gt) = &truth.object_guess else {
+    let Some(gt) = truth.object_guess() else {
         return Err(WorkflowError::MissingKey {
             path: "<ground truth>".into(),
             key: "objectGuess".into(),
         });
     };
     let m = cfg.stitch_crop_for(recon.stitch_crop);
-    let coords: Vec<[f64; 2]> = truth
-        .xcoords
-        .iter()
-        .zip(truth.ycoords.iter())
-        .map(|(&x, &y)| [x, y])
-        .collect();
+    let (xs, ys) = truth.scan_positions();
+    let coords: Vec<[f64; 2]> = xs.iter().zip(ys.iter()).map(|(&x, &y)| [x, y]).collect();
     let opts = EvalOptions::default();
     let (r, g) = align_for_evaluation(recon.object.view(), gt.view(), &coords, m)?;
     let metrics = eval_reconstruction(r.view(), g.view(), &opts)?;

@@ -12,7 +12,7 @@ use rand::seq::index::sample;
 use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
 
-use crate::data::RawData;
+use crate::data::{RawData, ScanHeader};
 use crate::error::{Result, WorkflowError};
 use crate::normalize;
 use crate::patches::{PatchConvention, extract_patch};
@@ -131,6 +131,49 @@ pub fn group_indices(
     c: usize,
     opts: &Valid<GroupingConfig>,
 ) -> Result<Array2<usize>> {
+    let with_y = raw.y.is_some() || raw.object_guess.is_some();
+    let points = Points {
+        x: &raw.xcoords,
+        y: &raw.ycoords,
+    };
+    indices(&points, c, opts, Some((raw.n(), with_y)))
+}
+
+/// The `(G, C)` index table of a scan known by its header, for inference that reads the
+/// patterns of a few groups at a time: the same table as [`group_indices`] on the scan's
+/// [`RawData`], without the check that the grouped dataset fits in memory (it is never held).
+pub fn group_indices_of(
+    header: &ScanHeader,
+    c: usize,
+    opts: &Valid<GroupingConfig>,
+) -> Result<Array2<usize>> {
+    let points = Points {
+        x: &header.xcoords,
+        y: &header.ycoords,
+    };
+    indices(&points, c, opts, None)
+}
+
+/// Scan positions `[x, y]` (object pixels) that groups are formed over.
+struct Points<'a> {
+    x: &'a ndarray::Array1<f64>,
+    y: &'a ndarray::Array1<f64>,
+}
+
+impl Points<'_> {
+    fn n_points(&self) -> usize {
+        self.x.len()
+    }
+}
+
+/// [`group_indices`]; `memory`: pattern size N and whether ground truth is grouped too, for the
+/// check that the grouped dataset fits in memory (`None`: not held, no check).
+fn indices(
+    raw: &Points,
+    c: usize,
+    opts: &Valid<GroupingConfig>,
+    memory: Option<(usize, bool)>,
+) -> Result<Array2<usize>> {
     let n = raw.n_points();
     let k = opts.neighbor_count;
     let k_eff = opts.neighbor_pool_size.unwrap_or(k);
@@ -159,8 +202,9 @@ pub fn group_indices(
     } else {
         opts.n_groups.min(n)
     };
-    let with_y = raw.y.is_some() || raw.object_guess.is_some();
-    check_memory(opts.n_groups, g, raw.n(), c, with_y, available_memory())?;
+    if let Some((pattern_n, with_y)) = memory {
+        check_memory(opts.n_groups, g, pattern_n, c, with_y, available_memory())?;
+    }
     let mut rng = StdRng::seed_from_u64(opts.seed);
     if needs_oversampling {
         return oversampled_groups(raw, c, k_eff, opts, &mut rng);
@@ -186,11 +230,11 @@ pub fn group_indices(
     Ok(out)
 }
 
-fn build_tree(raw: &RawData) -> Result<ImmutableKdTree<f64, 2>> {
+fn build_tree(raw: &Points) -> Result<ImmutableKdTree<f64, 2>> {
     let pts: Vec<[f64; 2]> = raw
-        .xcoords
+        .x
         .iter()
-        .zip(raw.ycoords.iter())
+        .zip(raw.y.iter())
         .map(|(&x, &y)| [x, y])
         .collect();
     ImmutableKdTree::new_from_slice(&pts).map_err(|e| gerr(format!("KD-tree construction: {e:?}")))
@@ -198,14 +242,14 @@ fn build_tree(raw: &RawData) -> Result<ImmutableKdTree<f64, 2>> {
 
 /// K nearest neighbours of `seed`, seed excluded; the seed is prepended when fewer than C remain.
 fn neighbours(
-    raw: &RawData,
+    raw: &Points,
     tree: &ImmutableKdTree<f64, 2>,
     seed: usize,
     k: usize,
     c: usize,
 ) -> Vec<usize> {
     let n = raw.n_points();
-    let q = [raw.xcoords[seed], raw.ycoords[seed]];
+    let q = [raw.x[seed], raw.y[seed]];
     let want = (k + 1).min(n);
     let Some(want) = NonZero::new(want) else {
         return vec![seed];
@@ -249,7 +293,7 @@ fn draw(rng: &mut StdRng, avail: &[usize], c: usize) -> Vec<usize> {
 }
 
 fn oversampled_groups(
-    raw: &RawData,
+    raw: &Points,
     c: usize,
     k_eff: usize,
     opts: &GroupingConfig,
@@ -314,7 +358,7 @@ pub fn group_with_indices(
     group_with_indices_using(raw, params, nn_indices, PatchConvention::Physical)
 }
 
-fn coords_tables(
+pub(crate) fn coords_tables(
     xs: &ndarray::Array1<f64>,
     ys: &ndarray::Array1<f64>,
     idx: &Array2<usize>,

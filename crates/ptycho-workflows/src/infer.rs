@@ -1,31 +1,35 @@
 //! Inference with a saved model (spec §7, §11.3): load the archive (params first, CONFIG-001),
 //! group and normalise the test data with the archive's N and gridsize, predict object patches
-//! with `diffraction_to_obj` in batches, stitch them at the group centres and write
+//! with `diffraction_to_obj` in batches, stitch them at the group centres (a piece of the scan
+//! at a time: memory does not grow with the number of patterns) and write
 //! `reconstruction.npz`, two figures and (when the test data has `objectGuess`) `metrics.json`
 //! and the comparison figure.
 //!
 //! Units: diffraction data are amplitudes; coordinates are `[x, y]` = `[column, row]` in object
 //! pixels; the stitched object is complex (amplitude·e^{iφ}, φ in radians).
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::tensor::{Device, Tensor};
-use ndarray::Array3;
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::{Array3, s};
 use num_complex::Complex32;
 use ptycho_config::{InferenceConfig, Params, Valid};
 use ptycho_model::{DeviceKind, ModelError, PtychoPinn};
 use ptycho_persist::{ArchivedModel, load_any_model, resolve_archive_path, write_bytes_atomic};
 
-use crate::data::RawData;
+use crate::data::{PatternSource, RawData, ScanHeader, check_subsample, subsample_rows};
 use crate::error::{Result, WorkflowError};
 use crate::evaluate::{Evaluation, evaluate_with_images, write_comparison_figure};
-use crate::grouping::{GroupedData, group};
+use crate::grouping::{coords_tables, group_indices_of};
 use crate::imaging::{coverage, object_panels, write_image_figure};
 use crate::metrics::EvalImages;
-use crate::model_inputs::{ModelInputs, OffsetSource};
+use crate::model_inputs::ModelInputs;
+use crate::normalize;
 use crate::reconstruction::Reconstruction;
-use crate::stitch::reassemble_position;
+use crate::stitch::Stitcher;
 
 /// File names written into the output directory.
 pub const RECONSTRUCTION_FILE: &str = "reconstruction.npz";
@@ -47,6 +51,11 @@ pub struct InferRuntime {
     /// Write the outputs into the config's `output_dir` (created, with parents, only once
     /// everything succeeded). Default: false (compute only).
     pub write_outputs: bool,
+    /// No progress bar (it is also hidden when stderr is not a terminal). Default: true.
+    pub quiet: bool,
+    /// Bytes of network input read and predicted per piece of the scan (at least one pass of
+    /// groups). Default: [`PIECE_INPUT_BYTES`].
+    pub piece_bytes: usize,
 }
 
 impl Default for InferRuntime {
@@ -54,6 +63,8 @@ impl Default for InferRuntime {
         InferRuntime {
             device: DeviceKind::Flex,
             write_outputs: false,
+            quiet: true,
+            piece_bytes: PIECE_INPUT_BYTES,
         }
     }
 }
@@ -73,10 +84,13 @@ pub struct InferResult {
     pub n_patterns: usize,
     /// Normalisation factor of the test set (its own, spec §3.1).
     pub norm_factor: f64,
-    /// Wall time of the batched prediction, seconds.
+    /// Wall time of the batched prediction, seconds (the network only).
     pub predict_seconds: f64,
     /// Patterns per second of the prediction.
     pub patterns_per_second: f64,
+    /// Wall time of the whole reconstruction (grouping, reading the patterns, prediction,
+    /// stitching; not the metrics or the files), seconds.
+    pub seconds: f64,
     /// Metrics against the test data's `objectGuess`, if it has one.
     pub evaluation: Option<Evaluation>,
     /// Why the metrics were skipped although the test data has `objectGuess`.
@@ -94,139 +108,296 @@ pub fn infer(
     cfg: &Valid<InferenceConfig>,
     run: &InferRuntime,
 ) -> Result<InferResult> {
-    let archive_path = resolve_archive_path(archive);
-    let device = run.device.to_device()?;
-    // CONFIG-001: the params come from the archive, and the model is built from them.
-    // The archive's params say which network it holds.
-    let (loaded, params) = load_any_model(&archive_path, &device)?;
-    if test.n() != params.n() {
-        return Err(WorkflowError::PatternSize {
-            archive: archive_path,
-            got: test.n(),
-            expected: params.n(),
-        });
-    }
-    // Depends on the archive: the config cannot know its N.
-    if cfg.stitch_crop > params.n() {
-        return Err(WorkflowError::InvalidOption {
-            field: "stitch_crop",
-            value: cfg.stitch_crop.to_string(),
-            reason: format!("must not exceed the patch size N = {}", params.n()),
-        });
-    }
-    let sub;
-    let test = match cfg.n_subsample {
-        Some(k) if k < test.n_points() => {
-            sub = test.subsample(k, cfg.subsample_seed.unwrap_or(cfg.seed))?;
-            &sub
-        }
-        _ => test,
-    };
-    let grouping = cfg.grouping(test.n_points(), params.gridsize())?;
-    let grouped = group(test, &params, &grouping)?;
-
-    let t0 = Instant::now();
-    let (patches, centres) = match loaded {
-        ArchivedModel::Pinn(loaded) => {
-            let patches = predict_patches(
-                &loaded.diffraction_to_obj,
-                &grouped,
-                params.intensity_scale(),
-                cfg.batch_size,
-                run.device,
-                &device,
-            )?;
-            (patches, group_centres(&grouped))
-        }
-        // One patch per pattern, at its own scan position.
-        ArchivedModel::Supervised(loaded) => crate::train::supervised::predict_patches(
-            &loaded.diffraction_to_obj,
-            &grouped,
-            prediction_batch(run.device, cfg.batch_size),
-            &device,
-        )?,
-    };
-    let predict_seconds = t0.elapsed().as_secs_f64();
-    let n_patterns = grouped.n_groups() * grouped.channels();
-    let patterns_per_second = n_patterns as f64 / predict_seconds.max(1e-9);
-    tracing::info!(
-        groups = grouped.n_groups(),
-        patterns = n_patterns,
-        seconds = predict_seconds,
-        patterns_per_second,
-        "prediction done"
-    );
-
-    let stitched = reassemble_position(patches.view(), &centres, cfg.stitch_crop)?;
-    let reconstruction = Reconstruction {
-        object: stitched.object,
-        origin: stitched.origin,
-        stitch_crop: Some(cfg.stitch_crop),
-    };
-    // Metrics are a by-product: if they cannot be computed (e.g. the objectGuess does not cover
-    // the scan), the reconstruction is still written and the reason is kept and logged.
-    let (evaluation, evaluation_error) = if test.object_guess.is_some() {
-        match evaluate_with_images(&reconstruction, test, &cfg.evaluation()) {
-            Ok(ev) => (Some(ev), None),
-            Err(e) => {
-                tracing::warn!("metrics against objectGuess skipped: {e}");
-                (None, Some(e.to_string()))
-            }
-        }
-    } else {
-        (None, None)
-    };
-
-    let mut files = Vec::new();
-    if run.write_outputs {
-        files = write_outputs(&cfg.output_dir, &reconstruction, evaluation.as_ref())?;
-    }
-    let evaluation = evaluation.map(|(ev, _)| ev);
-    Ok(InferResult {
-        reconstruction,
-        archive: archive_path,
-        params,
-        n_groups: grouped.n_groups(),
-        n_patterns,
-        norm_factor: grouped.norm_factor,
-        predict_seconds,
-        patterns_per_second,
-        evaluation,
-        evaluation_error,
-        files,
-    })
+    let model = InferenceModel::load(archive, run.device)?;
+    model.reconstruct(&test.header(), test, cfg, run)
 }
 
-/// The group centres `[x, y]` (object pixels), where the PINN's patches are stitched.
-fn group_centres(grouped: &GroupedData) -> Vec<[f64; 2]> {
-    (0..grouped.n_groups())
-        .map(|g| {
-            [
-                grouped.coords_offsets[[g, 0, 0, 0]],
-                grouped.coords_offsets[[g, 0, 1, 0]],
-            ]
-        })
-        .collect()
-}
-
-/// Run `diffraction_to_obj` over the groups in batches: input `s·X` channels-first, positions =
-/// `coords_relative`; returns the trimmed object patches `(G, N, N)` (complex64).
-fn predict_patches(
-    model: &PtychoPinn,
-    grouped: &GroupedData,
-    s: f64,
-    batch_size: usize,
+/// A model loaded once for inference, to reconstruct any number of scans
+/// ([`InferenceModel::reconstruct`]): the archive's params restored first and the network built
+/// from them (CONFIG-001).
+pub struct InferenceModel {
+    archive: PathBuf,
+    params: Params,
+    model: ArchivedModel,
     kind: DeviceKind,
-    device: &Device,
-) -> Result<Array3<Complex32>> {
-    let inputs = ModelInputs::from_grouped(grouped, s, OffsetSource::Nominal);
-    predict_object_patches(
-        model,
-        &inputs,
-        prediction_batch(kind, batch_size),
-        prediction_streams(kind),
-        device,
-    )
+    device: Device,
+}
+
+impl std::fmt::Debug for InferenceModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InferenceModel")
+            .field("archive", &self.archive)
+            .field("model_type", &self.model.model_type())
+            .field("n", &self.params.n())
+            .field("gridsize", &self.params.gridsize())
+            .field("device", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bytes of network input (`f32`) a piece of a scan may hold at once: the patterns of the
+/// groups predicted together, read from the scan when their turn comes. With their predicted
+/// patches (complex, one per group or pattern) it bounds what a reconstruction holds beside the
+/// model and the canvas, whatever the number of patterns (N = 64: 2048 patterns).
+pub const PIECE_INPUT_BYTES: usize = 32 << 20;
+
+impl InferenceModel {
+    /// Load the archive at `archive` (a directory holding `wts.h5.zip`, or the zip) onto
+    /// `device`.
+    pub fn load(archive: &Path, device: DeviceKind) -> Result<Self> {
+        let archive = resolve_archive_path(archive);
+        let kind = device;
+        let device = kind.to_device()?;
+        // CONFIG-001: the params come from the archive, and the model is built from them.
+        // The archive's params say which network it holds.
+        let (model, params) = load_any_model(&archive, &device)?;
+        Ok(InferenceModel {
+            archive,
+            params,
+            model,
+            kind,
+            device,
+        })
+    }
+
+    /// The restored params.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The resolved archive path.
+    pub fn archive(&self) -> &Path {
+        &self.archive
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> DeviceKind {
+        self.kind
+    }
+
+    /// Reconstruct the scan of `header` whose patterns `patterns` reads, with the settings
+    /// `cfg` (`run.device` is not used: the model's device is). The groups are formed over the
+    /// whole scan up front; then their patterns are read, predicted and stitched one piece at a
+    /// time ([`PIECE_INPUT_BYTES`]), so memory does not grow with the number of patterns. The
+    /// result equals a reconstruction of the whole scan at once up to the order of float64 sums.
+    pub fn reconstruct(
+        &self,
+        header: &ScanHeader,
+        patterns: &dyn PatternSource,
+        cfg: &Valid<InferenceConfig>,
+        run: &InferRuntime,
+    ) -> Result<InferResult> {
+        let t_start = Instant::now();
+        let params = &self.params;
+        let n = params.n();
+        if header.n != n || patterns.pattern_size() != n {
+            return Err(WorkflowError::PatternSize {
+                archive: self.archive.clone(),
+                got: header.n,
+                expected: n,
+            });
+        }
+        if patterns.n_patterns() != header.n_points() {
+            return Err(WorkflowError::Grouping {
+                reason: format!(
+                    "{} diffraction patterns for {} scan positions",
+                    patterns.n_patterns(),
+                    header.n_points()
+                ),
+            });
+        }
+        // Depends on the archive: the config cannot know its N.
+        if cfg.stitch_crop > n {
+            return Err(WorkflowError::InvalidOption {
+                field: "stitch_crop",
+                value: cfg.stitch_crop.to_string(),
+                reason: format!("must not exceed the patch size N = {n}"),
+            });
+        }
+        // Rows of the scan that take part, as indices into `patterns`.
+        if let Some(k) = cfg.n_subsample {
+            check_subsample(k)?;
+        }
+        let rows = match cfg.n_subsample {
+            Some(k) if k < header.n_points() => Some(subsample_rows(
+                header.n_points(),
+                k,
+                cfg.subsample_seed.unwrap_or(cfg.seed),
+            )),
+            _ => None,
+        };
+        let sub = rows.as_ref().map(|r| header.select(r));
+        let header = sub.as_ref().unwrap_or(header);
+        let scan_row = |i: usize| rows.as_ref().map_or(i, |r| r[i]);
+        let c = params.channels();
+        let grouping = cfg.grouping(header.n_points(), params.gridsize())?;
+        let idx = group_indices_of(header, c, &grouping)?;
+        let g = idx.nrows();
+        let energies = patterns.pattern_energies()?;
+        let norm_factor = normalize::normalization_factor_of_energies(
+            idx.iter().map(|&i| energies[scan_row(i)]),
+            n,
+        );
+        let (coords_nn, coords_offsets, coords_relative) =
+            coords_tables(&header.xcoords, &header.ycoords, &idx);
+        let supervised = matches!(self.model, ArchivedModel::Supervised(_));
+        // PINN: one patch per group at its centre; supervised: one per pattern at its position.
+        let centres: Vec<[f64; 2]> = if supervised {
+            (0..g * c)
+                .map(|k| {
+                    let (gi, ci) = (k / c, k % c);
+                    [coords_nn[[gi, 0, 0, ci]], coords_nn[[gi, 0, 1, ci]]]
+                })
+                .collect()
+        } else {
+            (0..g)
+                .map(|gi| [coords_offsets[[gi, 0, 0, 0]], coords_offsets[[gi, 0, 1, 0]]])
+                .collect()
+        };
+        let mut stitcher = Stitcher::new(&centres, cfg.stitch_crop, [n, n])?;
+
+        let batch = prediction_batch(self.kind, cfg.batch_size);
+        let streams = prediction_streams(self.kind);
+        let piece = piece_groups(run.piece_bytes, c, n, batch * streams);
+        let n_patterns = g * c;
+        let bar = progress_bar(n_patterns, run.quiet || !std::io::stderr().is_terminal());
+        let s = params.intensity_scale();
+        let mut predict_seconds = 0.0;
+        let mut x = Vec::new();
+        for first in (0..g).step_by(piece) {
+            let last = (first + piece).min(g);
+            let pg = last - first;
+            let members: Vec<usize> = idx
+                .slice(s![first..last, ..])
+                .iter()
+                .map(|&i| scan_row(i))
+                .collect();
+            x.resize(members.len() * n * n, 0.0);
+            patterns.read_patterns(&members, &mut x)?;
+            // X = f·d in f32 (the grouped data), then s·X for the PINN (ModelInputs).
+            for v in x.iter_mut() {
+                let xf = (norm_factor * f64::from(*v)) as f32;
+                *v = if supervised {
+                    xf
+                } else {
+                    (s * f64::from(xf)) as f32
+                };
+            }
+            let t0 = Instant::now();
+            match &self.model {
+                ArchivedModel::Pinn(loaded) => {
+                    let mut positions = Vec::with_capacity(pg * c * 2);
+                    for gi in first..last {
+                        for ci in 0..c {
+                            for k in 0..2 {
+                                positions.push(coords_relative[[gi, 0, k, ci]] as f32);
+                            }
+                        }
+                    }
+                    let inputs = ModelInputs {
+                        g: pg,
+                        c,
+                        n,
+                        x_scaled: std::mem::take(&mut x),
+                        positions,
+                    };
+                    let patches = predict_object_patches(
+                        &loaded.diffraction_to_obj,
+                        &inputs,
+                        batch,
+                        streams,
+                        &self.device,
+                    )?;
+                    x = inputs.x_scaled;
+                    predict_seconds += t0.elapsed().as_secs_f64();
+                    stitcher.add(first, patches.view())?;
+                }
+                ArchivedModel::Supervised(loaded) => {
+                    let patches = crate::train::supervised::predict_samples(
+                        &loaded.diffraction_to_obj,
+                        &x,
+                        n,
+                        batch,
+                        &self.device,
+                    )?;
+                    predict_seconds += t0.elapsed().as_secs_f64();
+                    stitcher.add(first * c, patches.view())?;
+                }
+            }
+            bar.inc((pg * c) as u64);
+        }
+        bar.finish_and_clear();
+        let patterns_per_second = n_patterns as f64 / predict_seconds.max(1e-9);
+        tracing::info!(
+            groups = g,
+            patterns = n_patterns,
+            seconds = predict_seconds,
+            patterns_per_second,
+            "prediction done"
+        );
+        let stitched = stitcher.finish().average();
+        let reconstruction = Reconstruction {
+            object: stitched.object,
+            origin: stitched.origin,
+            stitch_crop: Some(cfg.stitch_crop),
+        };
+        let seconds = t_start.elapsed().as_secs_f64();
+        // Metrics are a by-product: if they cannot be computed (e.g. the objectGuess does not
+        // cover the scan), the reconstruction is still written and the reason is kept and logged.
+        let (evaluation, evaluation_error) = if header.object_guess.is_some() {
+            match evaluate_with_images(&reconstruction, header, &cfg.evaluation()) {
+                Ok(ev) => (Some(ev), None),
+                Err(e) => {
+                    tracing::warn!("metrics against objectGuess skipped: {e}");
+                    (None, Some(e.to_string()))
+                }
+            }
+        } else {
+            (None, None)
+        };
+
+        let mut files = Vec::new();
+        if run.write_outputs {
+            files = write_outputs(&cfg.output_dir, &reconstruction, evaluation.as_ref())?;
+        }
+        let evaluation = evaluation.map(|(ev, _)| ev);
+        Ok(InferResult {
+            reconstruction,
+            archive: self.archive.clone(),
+            params: params.clone(),
+            n_groups: g,
+            n_patterns,
+            norm_factor,
+            predict_seconds,
+            patterns_per_second,
+            seconds,
+            evaluation,
+            evaluation_error,
+            files,
+        })
+    }
+}
+
+/// Groups per piece of a reconstruction: as many as `bytes` of input hold, a multiple of `step`
+/// (the groups predicted at once), at least `step`.
+fn piece_groups(bytes: usize, c: usize, n: usize, step: usize) -> usize {
+    let per_group = c * n * n * std::mem::size_of::<f32>();
+    let fit = (bytes / per_group.max(1)).max(1);
+    let step = step.max(1);
+    (fit / step).max(1) * step
+}
+
+fn progress_bar(patterns: usize, hidden: bool) -> ProgressBar {
+    if hidden {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(patterns as u64);
+    if let Ok(style) = ProgressStyle::with_template(
+        "reconstructing [{bar:30}] {pos}/{len} patterns ({per_sec}, {eta} left)",
+    ) {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb
 }
 
 /// Groups per forward pass on `device` for a requested batch size: libtorch's CPU convolutions

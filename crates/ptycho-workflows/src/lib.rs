@@ -25,11 +25,11 @@ pub mod simulate;
 pub mod stitch;
 pub mod train;
 
-pub use data::{LoadReport, RawData};
+pub use data::{LoadReport, PatternSource, RawData, ScanFile, ScanHeader};
 pub use error::WorkflowError;
-pub use evaluate::{Evaluation, evaluate, evaluate_files, evaluate_with_images};
+pub use evaluate::{Evaluation, GroundTruth, evaluate, evaluate_files, evaluate_with_images};
 pub use grouping::{GroupedData, group, group_with_indices};
-pub use infer::{InferResult, InferRuntime, infer};
+pub use infer::{InferResult, InferRuntime, InferenceModel, infer};
 pub use patches::PatchConvention;
 pub use product::{ProductMetadata, write_ptychodus_product};
 pub use reconstruction::Reconstruction;

@@ -7,15 +7,28 @@ use ndarray::{Array4, ArrayView4, Axis};
 /// the mean per-pattern energy Σ X² is (N/2)². Returns 1 for an all-zero stack.
 pub fn normalization_factor(diffraction: ArrayView4<f32>) -> f64 {
     let (g, n, _, c) = diffraction.dim();
-    let patterns = (g * c) as f64;
-    if patterns == 0.0 {
-        return 1.0;
-    }
     let energy: f64 = diffraction
         .axis_iter(Axis(0))
         .map(|grp| grp.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>())
         .sum();
-    let mean = energy / patterns;
+    factor_of_mean(energy, g * c, n)
+}
+
+/// [`normalization_factor`] of the grouped stack whose patterns have the energies `Σ_{h,w} d²`
+/// given (one per group member, repeats included), patterns `n×n`: the same factor without
+/// holding the stack (equal up to the order of the float64 sums).
+pub fn normalization_factor_of_energies(energies: impl IntoIterator<Item = f64>, n: usize) -> f64 {
+    let (sum, count) = energies
+        .into_iter()
+        .fold((0.0, 0usize), |(s, c), e| (s + e, c + 1));
+    factor_of_mean(sum, count, n)
+}
+
+fn factor_of_mean(energy: f64, patterns: usize, n: usize) -> f64 {
+    if patterns == 0 {
+        return 1.0;
+    }
+    let mean = energy / patterns as f64;
     if mean <= 0.0 {
         return 1.0;
     }

@@ -25,7 +25,7 @@ use ndarray::{Array0, Array1, Axis};
 use ndarray_npy::{NpzWriter, WriteNpzError};
 use ptycho_persist::{LossRecord, write_atomic};
 
-use crate::data::{RawData, UnicodeScalar};
+use crate::data::{ScanHeader, UnicodeScalar};
 use crate::error::{Result, WorkflowError};
 use crate::reconstruction::Reconstruction;
 
@@ -130,7 +130,7 @@ pub fn object_center_m(recon: &Reconstruction, pixel_size_m: f64) -> [f64; 2] {
 pub fn write_ptychodus_product(
     path: &Path,
     recon: &Reconstruction,
-    test: &RawData,
+    test: &ScanHeader,
     meta: &ProductMetadata,
     history: &[LossRecord],
 ) -> Result<()> {
@@ -167,7 +167,7 @@ pub fn write_ptychodus_product(
 fn fill_product<W: Write + Seek>(
     w: W,
     recon: &Reconstruction,
-    test: &RawData,
+    test: &ScanHeader,
     meta: &ProductMetadata,
     history: &[LossRecord],
 ) -> std::result::Result<(), (&'static str, WriteNpzError)> {
@@ -250,6 +250,8 @@ fn fill_product<W: Write + Seek>(
 #[cfg(test)]
 mod tests {
     use std::io::Read;
+
+    use crate::data::RawData;
 
     use ndarray::{Array0, Array2, Array3, Array4, Ix0, Ix1, array};
     use ndarray_npy::NpzReader;
@@ -348,7 +350,7 @@ mod tests {
             stitch_crop: Some(20),
         };
         let test = test_data(vec![20.0, 31.5, 44.0], vec![5.0, 7.25, 19.0], 8);
-        write_ptychodus_product(&path, &recon, &test, &meta(), &history()).unwrap();
+        write_ptychodus_product(&path, &recon, &test.header(), &meta(), &history()).unwrap();
 
         let mut npz = reader(&path);
         let mut names: Vec<String> = npz
@@ -428,7 +430,7 @@ mod tests {
         let ys = vec![5.0, 7.25, 19.0, -3.25];
         let test = test_data(xs.clone(), ys.clone(), 8);
         let m = meta();
-        write_ptychodus_product(&path, &recon, &test, &m, &[]).unwrap();
+        write_ptychodus_product(&path, &recon, &test.header(), &m, &[]).unwrap();
         let mut npz = reader(&path);
         let (cx, cy) = (
             real(&mut npz, "object_center_x_m"),
@@ -509,7 +511,7 @@ mod tests {
         for (field, edit) in cases {
             let mut m = meta();
             edit(&mut m);
-            let err = write_ptychodus_product(&path, &recon, &test, &m, &[]).unwrap_err();
+            let err = write_ptychodus_product(&path, &recon, &test.header(), &m, &[]).unwrap_err();
             assert!(
                 matches!(&err, WorkflowError::InvalidOption { field: f, .. } if *f == field),
                 "{err}"
@@ -518,7 +520,8 @@ mod tests {
         }
         // A missing directory is an I/O error naming the file, and leaves nothing behind.
         let missing = dir.path().join("no/such/product.npz");
-        let err = write_ptychodus_product(&missing, &recon, &test, &meta(), &[]).unwrap_err();
+        let err =
+            write_ptychodus_product(&missing, &recon, &test.header(), &meta(), &[]).unwrap_err();
         assert!(err.to_string().contains("product.npz"), "{err}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

@@ -13,7 +13,8 @@
 //! weights) they decide the average, and accumulates the sums in float64.
 //!
 //! It is a streaming scatter-add: each patch only touches the `(M+1)×(M+1)` canvas footprint of its
-//! shifted crop, so the cost is `O(G·M²)` independent of the canvas size.
+//! shifted crop, so the cost is `O(G·M²)` independent of the canvas size; [`Stitcher`] takes the
+//! patches in pieces, so that they need not all be held.
 
 use ndarray::{Array2, ArrayView2, ArrayView3, s};
 use num_complex::{Complex32, Complex64};
@@ -141,65 +142,140 @@ pub fn shift_and_sum(
             centres: centres.len(),
         });
     }
-    if m == 0 || m % 2 == 1 || m > h || m > w {
-        return Err(WorkflowError::BadCropSize { m, h, w });
-    }
-    if let Some((index, c)) = centres
-        .iter()
-        .enumerate()
-        .find(|(_, c)| !(c[0].is_finite() && c[1].is_finite()))
-    {
-        return Err(WorkflowError::NonFiniteCentre {
-            index,
-            x: c[0],
-            y: c[1],
-        });
-    }
-    let (com, rel) = relative_offsets(centres);
-    let max_abs = rel
-        .iter()
-        .flat_map(|a| [a[0].abs(), a[1].abs()])
-        .fold(0f32, f32::max);
-    if max_abs as f64 > 1.0e6 {
-        return Err(WorkflowError::CanvasTooLarge {
-            span: max_abs as f64,
-        });
-    }
-    let mut pad = max_abs.ceil() as usize;
-    pad += pad % 2;
-    let size = m + 2 * pad;
-    let (r0, c0) = (h / 2 - m / 2, w / 2 - m / 2);
+    let mut stitcher = Stitcher::new(centres, m, [h, w])?;
+    stitcher.add(0, patches)?;
+    Ok(stitcher.finish())
+}
 
-    let zero = || {
-        (
-            Array2::<Complex64>::zeros((size, size)),
-            Array2::<f64>::zeros((size, size)),
-        )
-    };
-    let (numerator, overlap) = (0..g)
-        .into_par_iter()
-        // One canvas pair per worker thread, not per rayon split.
-        .with_min_len(g.div_ceil(rayon::current_num_threads().max(1)).max(1))
-        .fold(zero, |(mut num, mut den), k| {
-            let crop = patches.slice(s![k, r0..r0 + m, c0..c0 + m]);
-            scatter_patch(crop, rel[k], pad, &mut num, &mut den);
-            (num, den)
+/// The stitching of [`shift_and_sum`] fed in pieces: the canvas is laid out from all the centres
+/// up front, then patches are scatter-added as they arrive ([`Stitcher::add`], in any order), so
+/// that only the canvas and the patches of one piece are held. The sums equal those of
+/// [`shift_and_sum`] up to the order of the float64 additions.
+#[derive(Debug, Clone)]
+pub struct Stitcher {
+    /// Float32 offset of each patch from the mean centre (the reference's rounding).
+    rel: Vec<[f32; 2]>,
+    com: [f32; 2],
+    m: usize,
+    pad: usize,
+    patch: [usize; 2],
+    numerator: Array2<Complex64>,
+    overlap: Array2<f64>,
+}
+
+impl Stitcher {
+    /// A canvas for patches of `patch = [N, N]` pixels centred at `centres` (`[x, y]` object
+    /// pixels, one per patch, in patch order), of which the central `m×m` windows are stitched.
+    pub fn new(centres: &[[f64; 2]], m: usize, patch: [usize; 2]) -> Result<Self, WorkflowError> {
+        let [h, w] = patch;
+        if centres.is_empty() {
+            return Err(WorkflowError::NoPatches);
+        }
+        if m == 0 || m % 2 == 1 || m > h || m > w {
+            return Err(WorkflowError::BadCropSize { m, h, w });
+        }
+        if let Some((index, c)) = centres
+            .iter()
+            .enumerate()
+            .find(|(_, c)| !(c[0].is_finite() && c[1].is_finite()))
+        {
+            return Err(WorkflowError::NonFiniteCentre {
+                index,
+                x: c[0],
+                y: c[1],
+            });
+        }
+        let (com, rel) = relative_offsets(centres);
+        let max_abs = rel
+            .iter()
+            .flat_map(|a| [a[0].abs(), a[1].abs()])
+            .fold(0f32, f32::max);
+        if max_abs as f64 > 1.0e6 {
+            return Err(WorkflowError::CanvasTooLarge {
+                span: max_abs as f64,
+            });
+        }
+        let mut pad = max_abs.ceil() as usize;
+        pad += pad % 2;
+        let size = m + 2 * pad;
+        Ok(Stitcher {
+            rel,
+            com,
+            m,
+            pad,
+            patch,
+            numerator: Array2::zeros((size, size)),
+            overlap: Array2::zeros((size, size)),
         })
-        .reduce(zero, |(mut n1, mut d1), (n2, d2)| {
-            n1 += &n2;
-            d1 += &d2;
-            (n1, d1)
-        });
-    let half = (m / 2) as f64;
-    Ok(ShiftSum {
-        numerator,
-        overlap,
-        origin: [
-            com[0] as f64 - half - pad as f64,
-            com[1] as f64 - half - pad as f64,
-        ],
-        pad,
-    })
+    }
+
+    /// Scatter-add `patches` `(B, N, N)`, the patches `first..first + B` of the centres given
+    /// to [`Stitcher::new`].
+    pub fn add(
+        &mut self,
+        first: usize,
+        patches: ArrayView3<Complex32>,
+    ) -> Result<(), WorkflowError> {
+        let (b, h, w) = patches.dim();
+        if [h, w] != self.patch || first + b > self.rel.len() {
+            return Err(WorkflowError::CountMismatch {
+                patches: first + b,
+                centres: self.rel.len(),
+            });
+        }
+        if b == 0 {
+            return Ok(());
+        }
+        let (m, pad) = (self.m, self.pad);
+        let size = self.numerator.nrows();
+        let (r0, c0) = (h / 2 - m / 2, w / 2 - m / 2);
+        let rel = &self.rel[first..first + b];
+        let zero = || {
+            (
+                Array2::<Complex64>::zeros((size, size)),
+                Array2::<f64>::zeros((size, size)),
+            )
+        };
+        let threads = rayon::current_num_threads().max(1);
+        if threads == 1 || b < 2 {
+            for (k, a) in rel.iter().enumerate() {
+                let crop = patches.slice(s![k, r0..r0 + m, c0..c0 + m]);
+                scatter_patch(crop, *a, pad, &mut self.numerator, &mut self.overlap);
+            }
+            return Ok(());
+        }
+        let (num, den) = (0..b)
+            .into_par_iter()
+            // One canvas pair per worker thread, not per rayon split.
+            .with_min_len(b.div_ceil(threads).max(1))
+            .fold(zero, |(mut num, mut den), k| {
+                let crop = patches.slice(s![k, r0..r0 + m, c0..c0 + m]);
+                scatter_patch(crop, rel[k], pad, &mut num, &mut den);
+                (num, den)
+            })
+            .reduce(zero, |(mut n1, mut d1), (n2, d2)| {
+                n1 += &n2;
+                d1 += &d2;
+                (n1, d1)
+            });
+        self.numerator += &num;
+        self.overlap += &den;
+        Ok(())
+    }
+
+    /// The sums of every patch added.
+    pub fn finish(self) -> ShiftSum {
+        let half = (self.m / 2) as f64;
+        ShiftSum {
+            numerator: self.numerator,
+            overlap: self.overlap,
+            origin: [
+                self.com[0] as f64 - half - self.pad as f64,
+                self.com[1] as f64 - half - self.pad as f64,
+            ],
+            pad: self.pad,
+        }
+    }
 }
 
 /// Add one crop, translated by `a = [ax, ay]` on the padded canvas, to `num` and its bilinear

@@ -50,6 +50,8 @@ fn settings(f: impl FnOnce(&mut InferenceConfig)) -> Valid<InferenceConfig> {
 const WRITE: InferRuntime = InferRuntime {
     device: DeviceKind::Flex,
     write_outputs: true,
+    quiet: true,
+    piece_bytes: ptycho_workflows::infer::PIECE_INPUT_BYTES,
 };
 
 fn simulated(n_images: usize, n: usize, seed: u64) -> RawData {

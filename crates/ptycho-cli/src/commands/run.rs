@@ -118,6 +118,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         &InferRuntime {
             device,
             write_outputs: true,
+            quiet: args.common.quiet,
+            ..InferRuntime::default()
         },
     )?;
 

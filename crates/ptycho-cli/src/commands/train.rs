@@ -213,6 +213,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
             &InferRuntime {
                 device,
                 write_outputs: true,
+                quiet: args.common.quiet,
+                ..InferRuntime::default()
             },
         )
         .with_context(|| format!("reconstructing {}", test.display()))?;

@@ -55,7 +55,7 @@ fn nphotons_from_npy(npy: &[u8]) -> Result<Option<f64>, String> {
 /// The text of a one-element NPY array: the string operands of a pickled object array, or the
 /// string of a unicode (`<U{k}`, `>U{k}`) or byte-string (`|S{k}`) array.
 fn npy_strings(npy: &[u8]) -> Result<Vec<String>, String> {
-    let (descr, shape, header_len) = read_npy_header(&mut Cursor::new(npy))?;
+    let (descr, shape, header_len, _) = read_npy_header(&mut Cursor::new(npy))?;
     let payload = usize::try_from(header_len)
         .ok()
         .and_then(|h| npy.get(h..))

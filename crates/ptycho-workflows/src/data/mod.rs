@@ -2,6 +2,7 @@
 
 mod metadata;
 mod npz;
+mod stream;
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,7 @@ pub use npz::DiffractionDecision;
 pub(crate) use npz::Reader as NpzFile;
 use npz::{Reader, to_rank};
 use ptycho_config::DataOptions;
+pub use stream::{PatternSource, ScanFile};
 
 /// One scan dataset as stored in the reference NPZ files.
 ///
@@ -92,27 +94,16 @@ impl RawData {
 
     /// Check the invariants of §2.2 (lengths, square frames, probe size, finiteness, amplitudes ≥ 0).
     pub fn validate(&self, path: &Path) -> Result<()> {
-        let p = || path.to_path_buf();
         let m = self.xcoords.len();
-        if m == 0 {
-            return Err(bad(path, "xcoords", "empty array"));
+        let (len, h, w) = self.diff3d.dim();
+        if m > 0 && len != m {
+            return Err(WorkflowError::LengthMismatch {
+                path: path.to_path_buf(),
+                key: "diff3d".into(),
+                got: len,
+                expected: m,
+            });
         }
-        for (key, len) in [
-            ("ycoords", self.ycoords.len()),
-            ("xcoords_start", self.xcoords_start.len()),
-            ("ycoords_start", self.ycoords_start.len()),
-            ("diff3d", self.diff3d.len_of(Axis(0))),
-        ] {
-            if len != m {
-                return Err(WorkflowError::LengthMismatch {
-                    path: p(),
-                    key: key.into(),
-                    got: len,
-                    expected: m,
-                });
-            }
-        }
-        let (_, h, w) = self.diff3d.dim();
         if h == 0 || w == 0 {
             return Err(bad(path, "diff3d", "empty diffraction frames"));
         }
@@ -123,29 +114,7 @@ impl RawData {
                 format!("diffraction patterns are not square: {h}x{w}"),
             ));
         }
-        let (ph, pw) = self.probe_guess.dim();
-        if ph != h || pw != h {
-            return Err(bad(
-                path,
-                "probeGuess",
-                format!("probe is {ph}x{pw}, expected {h}x{h} (the diffraction size N)"),
-            ));
-        }
-        if let Some(o) = &self.object_guess
-            && o.is_empty()
-        {
-            return Err(bad(path, "objectGuess", "empty array"));
-        }
-        if let Some(s) = &self.scan_index
-            && s.len() != m
-        {
-            return Err(WorkflowError::LengthMismatch {
-                path: p(),
-                key: "scan_index".into(),
-                got: s.len(),
-                expected: m,
-            });
-        }
+        self.header().validate(path)?;
         if let Some(y) = &self.y
             && y.dim() != (m, h, h)
         {
@@ -155,24 +124,11 @@ impl RawData {
                 format!("shape {:?}, expected ({m}, {h}, {h})", y.shape()),
             ));
         }
-        if let Some(bp) = &self.bad_pixels {
-            check_bad_pixels(path, bp, h)?;
-        }
-        finite(path, "xcoords", self.xcoords.iter().copied())?;
-        finite(path, "ycoords", self.ycoords.iter().copied())?;
-        finite(path, "xcoords_start", self.xcoords_start.iter().copied())?;
-        finite(path, "ycoords_start", self.ycoords_start.iter().copied())?;
         finite(path, "diff3d", self.diff3d.iter().map(|&v| v as f64))?;
         // Amplitudes are square roots of counts; a negative value means the file holds something
         // else (intensities after background subtraction, a phase, garbage).
         if let Some((index, v)) = self.diff3d.iter().enumerate().find(|(_, v)| **v < 0.0) {
-            return Err(bad(
-                path,
-                "diff3d",
-                format!(
-                    "negative amplitude {v} at flat index {index} (diffraction data must be amplitudes, sqrt of counts, >= 0)"
-                ),
-            ));
+            return Err(negative_amplitude(path, v, index));
         }
         Ok(())
     }
@@ -195,116 +151,16 @@ impl RawData {
     pub fn load(path: impl AsRef<Path>, options: &DataOptions) -> Result<(Self, LoadReport)> {
         let path = path.as_ref();
         let mut r = Reader::open(path)?;
-        for (key, info) in &r.entries {
-            if !npz::CONTRACT_KEYS.contains(&key.as_str())
-                && !["ground_truth_patches", "_metadata", BAD_PIXELS].contains(&key.as_str())
-            {
-                tracing::warn!(file = %path.display(), key = %key, dtype = %info.descr, shape = ?info.shape, "skipping unknown NPZ key");
-            }
-        }
-        let xcoords = read_1d(&mut r, "xcoords")?;
-        let m = xcoords.len();
-        if m == 0 {
-            return Err(bad(path, "xcoords", "empty array"));
-        }
-        let ycoords = read_1d(&mut r, "ycoords")?;
-        check_len(path, "ycoords", ycoords.len(), m)?;
-        let xcoords_start = if r.has("xcoords_start") {
-            let a = read_1d(&mut r, "xcoords_start")?;
-            check_len(path, "xcoords_start", a.len(), m)?;
-            a
-        } else {
-            xcoords.clone()
-        };
-        let ycoords_start = if r.has("ycoords_start") {
-            let a = read_1d(&mut r, "ycoords_start")?;
-            check_len(path, "ycoords_start", a.len(), m)?;
-            a
-        } else {
-            ycoords.clone()
-        };
-
-        let dkey = if r.has("diff3d") {
-            "diff3d"
-        } else if r.has("diffraction") {
-            "diffraction"
-        } else {
-            return Err(WorkflowError::MissingKey {
-                path: path.to_path_buf(),
-                key: "diff3d".into(),
-            });
-        };
+        warn_unknown_keys(&r);
+        let coords = read_coords(&mut r)?;
+        let m = coords[0].len();
+        let dkey = diffraction_key(&r)?;
         let (d, units) = r.diffraction(dkey, options.diffraction_units)?;
         let diff3d = diffraction_layout(path, dkey, d, m)?;
         let n = diff3d.len_of(Axis(1));
-
-        let probe = squeeze_trailing(r.complex32("probeGuess")?);
-        let (probe, probe_modes) = probe_mode_zero(probe, n);
-        let probe_guess: Array2<Complex32> = to_rank::<_, Ix2>(path, "probeGuess", probe)?;
-        if probe_guess.dim() != (n, n) {
-            return Err(bad(
-                path,
-                "probeGuess",
-                format!(
-                    "probe is {:?}, expected ({n}, {n}) (the diffraction size N)",
-                    probe_guess.shape()
-                ),
-            ));
-        }
-
-        let object_guess = if r.has("objectGuess") {
-            let o = squeeze_trailing(r.complex32("objectGuess")?);
-            let o: Array2<Complex32> = to_rank::<_, Ix2>(path, "objectGuess", o)?;
-            if o.is_empty() {
-                return Err(bad(path, "objectGuess", "empty array"));
-            }
-            Some(o)
-        } else {
-            None
-        };
-
-        let scan_index = if r.has("scan_index") {
-            let s = r.int_i64("scan_index")?;
-            let s: Array1<i64> = to_rank::<_, Ix1>(path, "scan_index", s)?;
-            check_len(path, "scan_index", s.len(), m)?;
-            Some(s)
-        } else {
-            None
-        };
-
-        let y = if r.has("Y") {
-            let y = squeeze_trailing(r.complex32("Y")?);
-            match to_rank::<_, Ix3>(path, "Y", y) {
-                Ok(y) if y.dim() == (m, n, n) => Some(y),
-                Ok(y) => {
-                    tracing::warn!(file = %path.display(), key = "Y", shape = ?y.shape(), "ignoring Y: shape is not (M, N, N)");
-                    None
-                }
-                Err(e) => {
-                    tracing::warn!(file = %path.display(), key = "Y", "ignoring Y: {e}");
-                    None
-                }
-            }
-        } else {
-            None
-        };
-
-        let bad_pixels = read_bad_pixels(&mut r, n)?;
-        let [xcoords, ycoords, xcoords_start, ycoords_start] =
-            transform_coordinates([xcoords, ycoords, xcoords_start, ycoords_start], options);
-        let mut raw = RawData {
-            xcoords,
-            ycoords,
-            xcoords_start,
-            ycoords_start,
-            diff3d,
-            probe_guess,
-            object_guess,
-            scan_index,
-            y,
-            metadata_nphotons: metadata::metadata_nphotons(&mut r),
-            bad_pixels,
-        };
+        let (header, probe_modes) = read_header(&mut r, coords, n, options)?;
+        let y = read_y(&mut r, m, n)?;
+        let mut raw = RawData::from_header(header, diff3d, y);
         raw.validate(r.path())?;
         raw.zero_bad_pixels();
         let report = LoadReport {
@@ -314,6 +170,56 @@ impl RawData {
             coordinates: options.transforms_coordinates().then_some(*options),
         };
         Ok((raw, report))
+    }
+
+    /// A dataset from its header, its diffraction amplitudes `(M, N, N)` and (optionally) its
+    /// ground-truth patches; not validated.
+    pub fn from_header(
+        header: ScanHeader,
+        diff3d: Array3<f32>,
+        y: Option<Array3<Complex32>>,
+    ) -> Self {
+        let ScanHeader {
+            n: _,
+            xcoords,
+            ycoords,
+            xcoords_start,
+            ycoords_start,
+            probe_guess,
+            object_guess,
+            scan_index,
+            metadata_nphotons,
+            bad_pixels,
+        } = header;
+        RawData {
+            xcoords,
+            ycoords,
+            xcoords_start,
+            ycoords_start,
+            diff3d,
+            probe_guess,
+            object_guess,
+            scan_index,
+            y,
+            metadata_nphotons,
+            bad_pixels,
+        }
+    }
+
+    /// Everything but the diffraction patterns and the ground-truth patches (a copy).
+    pub fn header(&self) -> ScanHeader {
+        ScanHeader {
+            n: self.n(),
+            xcoords: self.xcoords.clone(),
+            ycoords: self.ycoords.clone(),
+            xcoords_start: self.xcoords_start.clone(),
+            ycoords_start: self.ycoords_start.clone(),
+            probe_guess: self.probe_guess.clone(),
+            object_guess: self.object_guess.clone(),
+            scan_index: self.scan_index.clone(),
+            metadata_nphotons: self.metadata_nphotons,
+            bad_pixels: self.bad_pixels.clone(),
+        }
     }
 
     /// Write the reference key set (xcoords, ycoords, xcoords_start, ycoords_start, diff3d f32,
@@ -331,20 +237,11 @@ impl RawData {
     /// (spec §2.1); `n_subsample >= M` returns a copy. Rows of every per-scan array are kept.
     pub fn subsample(&self, n_subsample: usize, seed: u64) -> Result<Self> {
         let m = self.n_points();
-        if n_subsample == 0 {
-            return Err(WorkflowError::InvalidOption {
-                field: "n_subsample",
-                value: "0".into(),
-                reason: "must be at least 1".into(),
-            });
-        }
+        check_subsample(n_subsample)?;
         if n_subsample >= m {
             return Ok(self.clone());
         }
-        let mut rng = StdRng::seed_from_u64(seed);
-        let mut idx = rand::seq::index::sample(&mut rng, m, n_subsample).into_vec();
-        idx.sort_unstable();
-        Ok(self.select(&idx))
+        Ok(self.select(&subsample_rows(m, n_subsample, seed)))
     }
 
     /// The dataset restricted to the given rows (in the given order). Indices must be `< M`.
@@ -390,6 +287,259 @@ impl RawData {
         }
         bad.len()
     }
+}
+
+/// Everything of a scan but its diffraction patterns and ground-truth patches: what grouping,
+/// stitching, metrics and the Ptychodus product need. Small next to the patterns (coordinates,
+/// probe, object), so a scan of any size can keep its header in memory while its patterns stay on
+/// disk ([`ScanFile`]). Units as [`RawData`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanHeader {
+    /// Diffraction pattern size N (pixels).
+    pub n: usize,
+    /// Scan-centre column positions, object pixels, `(M,)`.
+    pub xcoords: Array1<f64>,
+    /// Scan-centre row positions, object pixels, `(M,)`.
+    pub ycoords: Array1<f64>,
+    /// Nominal column positions, `(M,)`.
+    pub xcoords_start: Array1<f64>,
+    /// Nominal row positions, `(M,)`.
+    pub ycoords_start: Array1<f64>,
+    /// Probe on the object pixel grid `(N, N)`.
+    pub probe_guess: Array2<Complex32>,
+    /// Full object `(H, W)`, if known.
+    pub object_guess: Option<Array2<Complex32>>,
+    /// Scan index `(M,)`, if present.
+    pub scan_index: Option<Array1<i64>>,
+    /// Photons per pattern from the file's `_metadata`, if any.
+    pub metadata_nphotons: Option<f64>,
+    /// Detector pixels to ignore `(N, N)` (`true` = bad); the patterns read are 0 there.
+    pub bad_pixels: Option<Array2<bool>>,
+}
+
+impl ScanHeader {
+    /// Number of scan positions M.
+    pub fn n_points(&self) -> usize {
+        self.xcoords.len()
+    }
+
+    /// The header restricted to the given rows (in the given order). Indices must be `< M`.
+    pub fn select(&self, idx: &[usize]) -> Self {
+        ScanHeader {
+            n: self.n,
+            xcoords: self.xcoords.select(Axis(0), idx),
+            ycoords: self.ycoords.select(Axis(0), idx),
+            xcoords_start: self.xcoords_start.select(Axis(0), idx),
+            ycoords_start: self.ycoords_start.select(Axis(0), idx),
+            probe_guess: self.probe_guess.clone(),
+            object_guess: self.object_guess.clone(),
+            scan_index: self.scan_index.as_ref().map(|s| s.select(Axis(0), idx)),
+            metadata_nphotons: self.metadata_nphotons,
+            bad_pixels: self.bad_pixels.clone(),
+        }
+    }
+
+    /// The invariants of §2.2 that do not involve the patterns: lengths, probe size `N×N`,
+    /// a non-empty object, the bad-pixel mask, finite coordinates.
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        let m = self.xcoords.len();
+        if m == 0 {
+            return Err(bad(path, "xcoords", "empty array"));
+        }
+        let n = self.n;
+        for (key, len) in [
+            ("ycoords", self.ycoords.len()),
+            ("xcoords_start", self.xcoords_start.len()),
+            ("ycoords_start", self.ycoords_start.len()),
+        ] {
+            check_len(path, key, len, m)?;
+        }
+        let (ph, pw) = self.probe_guess.dim();
+        if ph != n || pw != n {
+            return Err(bad(
+                path,
+                "probeGuess",
+                format!("probe is {ph}x{pw}, expected {n}x{n} (the diffraction size N)"),
+            ));
+        }
+        if let Some(o) = &self.object_guess
+            && o.is_empty()
+        {
+            return Err(bad(path, "objectGuess", "empty array"));
+        }
+        if let Some(s) = &self.scan_index {
+            check_len(path, "scan_index", s.len(), m)?;
+        }
+        if let Some(bp) = &self.bad_pixels {
+            check_bad_pixels(path, bp, n)?;
+        }
+        finite(path, "xcoords", self.xcoords.iter().copied())?;
+        finite(path, "ycoords", self.ycoords.iter().copied())?;
+        finite(path, "xcoords_start", self.xcoords_start.iter().copied())?;
+        finite(path, "ycoords_start", self.ycoords_start.iter().copied())?;
+        Ok(())
+    }
+}
+
+/// `n_subsample` rows of `m` chosen uniformly without replacement with `seed`, ascending (the
+/// rows [`RawData::subsample`] keeps). Needs `n_subsample < m`.
+pub fn subsample_rows(m: usize, n_subsample: usize, seed: u64) -> Vec<usize> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut idx = rand::seq::index::sample(&mut rng, m, n_subsample).into_vec();
+    idx.sort_unstable();
+    idx
+}
+
+/// `n_subsample` must be at least 1.
+pub(crate) fn check_subsample(n_subsample: usize) -> Result<()> {
+    if n_subsample == 0 {
+        return Err(WorkflowError::InvalidOption {
+            field: "n_subsample",
+            value: "0".into(),
+            reason: "must be at least 1".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The error of a negative diffraction amplitude at `index` (flat, over the whole stack).
+fn negative_amplitude(path: &Path, v: impl std::fmt::Display, index: usize) -> WorkflowError {
+    bad(
+        path,
+        "diff3d",
+        format!(
+            "negative amplitude {v} at flat index {index} (diffraction data must be amplitudes, sqrt of counts, >= 0)"
+        ),
+    )
+}
+
+/// Warn about NPZ keys the data contract does not use.
+fn warn_unknown_keys(r: &Reader) {
+    for (key, info) in &r.entries {
+        if !npz::CONTRACT_KEYS.contains(&key.as_str())
+            && !["ground_truth_patches", "_metadata", BAD_PIXELS].contains(&key.as_str())
+        {
+            tracing::warn!(file = %r.path().display(), key = %key, dtype = %info.descr, shape = ?info.shape, "skipping unknown NPZ key");
+        }
+    }
+}
+
+/// `xcoords`, `ycoords` and the nominal positions (defaulting to them), as stored (before any
+/// coordinate transform).
+fn read_coords(r: &mut Reader) -> Result<[Array1<f64>; 4]> {
+    let path = r.path().to_path_buf();
+    let xcoords = read_1d(r, "xcoords")?;
+    let m = xcoords.len();
+    if m == 0 {
+        return Err(bad(&path, "xcoords", "empty array"));
+    }
+    let ycoords = read_1d(r, "ycoords")?;
+    check_len(&path, "ycoords", ycoords.len(), m)?;
+    let mut start = |key: &str, default: &Array1<f64>| -> Result<Array1<f64>> {
+        if !r.has(key) {
+            return Ok(default.clone());
+        }
+        let a = read_1d(r, key)?;
+        check_len(&path, key, a.len(), m)?;
+        Ok(a)
+    };
+    let xcoords_start = start("xcoords_start", &xcoords)?;
+    let ycoords_start = start("ycoords_start", &ycoords)?;
+    Ok([xcoords, ycoords, xcoords_start, ycoords_start])
+}
+
+/// The key of the diffraction stack: `diff3d`, else `diffraction`.
+fn diffraction_key(r: &Reader) -> Result<&'static str> {
+    if r.has("diff3d") {
+        Ok("diff3d")
+    } else if r.has("diffraction") {
+        Ok("diffraction")
+    } else {
+        Err(WorkflowError::MissingKey {
+            path: r.path().to_path_buf(),
+            key: "diff3d".into(),
+        })
+    }
+}
+
+/// The header of a scan of `m = coords[0].len()` positions and patterns of `n×n`: probe (mode 0
+/// of a stack; also returns the number of modes), object, scan index, bad-pixel mask and the
+/// `_metadata` photon count; the coordinates transformed as `options` say. Not validated.
+fn read_header(
+    r: &mut Reader,
+    coords: [Array1<f64>; 4],
+    n: usize,
+    options: &DataOptions,
+) -> Result<(ScanHeader, Option<usize>)> {
+    let path = r.path().to_path_buf();
+    let m = coords[0].len();
+    let probe = squeeze_trailing(r.complex32("probeGuess")?);
+    let (probe, probe_modes) = probe_mode_zero(probe, n);
+    let probe_guess: Array2<Complex32> = to_rank::<_, Ix2>(&path, "probeGuess", probe)?;
+    if probe_guess.dim() != (n, n) {
+        return Err(bad(
+            &path,
+            "probeGuess",
+            format!(
+                "probe is {:?}, expected ({n}, {n}) (the diffraction size N)",
+                probe_guess.shape()
+            ),
+        ));
+    }
+    let object_guess = if r.has("objectGuess") {
+        let o = squeeze_trailing(r.complex32("objectGuess")?);
+        let o: Array2<Complex32> = to_rank::<_, Ix2>(&path, "objectGuess", o)?;
+        if o.is_empty() {
+            return Err(bad(&path, "objectGuess", "empty array"));
+        }
+        Some(o)
+    } else {
+        None
+    };
+    let scan_index = if r.has("scan_index") {
+        let s = r.int_i64("scan_index")?;
+        let s: Array1<i64> = to_rank::<_, Ix1>(&path, "scan_index", s)?;
+        check_len(&path, "scan_index", s.len(), m)?;
+        Some(s)
+    } else {
+        None
+    };
+    let bad_pixels = read_bad_pixels(r, n)?;
+    let [xcoords, ycoords, xcoords_start, ycoords_start] = transform_coordinates(coords, options);
+    let header = ScanHeader {
+        n,
+        xcoords,
+        ycoords,
+        xcoords_start,
+        ycoords_start,
+        probe_guess,
+        object_guess,
+        scan_index,
+        metadata_nphotons: metadata::metadata_nphotons(r),
+        bad_pixels,
+    };
+    Ok((header, probe_modes))
+}
+
+/// The ground-truth patches `Y` `(M, N, N)` if the file has usable ones (a wrong shape is logged
+/// and ignored; unreadable or non-finite data is an error).
+fn read_y(r: &mut Reader, m: usize, n: usize) -> Result<Option<Array3<Complex32>>> {
+    if !r.has("Y") {
+        return Ok(None);
+    }
+    let path = r.path().to_path_buf();
+    let y = squeeze_trailing(r.complex32("Y")?);
+    Ok(match to_rank::<_, Ix3>(&path, "Y", y) {
+        Ok(y) if y.dim() == (m, n, n) => Some(y),
+        Ok(y) => {
+            tracing::warn!(file = %path.display(), key = "Y", shape = ?y.shape(), "ignoring Y: shape is not (M, N, N)");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(file = %path.display(), key = "Y", "ignoring Y: {e}");
+            None
+        }
+    })
 }
 
 /// NPZ key of the bad-pixel mask.

@@ -38,6 +38,10 @@ pub(crate) struct EntryInfo {
     pub descr: String,
     pub kind: Kind,
     pub shape: Vec<usize>,
+    /// Bytes of the NPY preamble and header: the data start there.
+    pub header_bytes: u64,
+    /// Whether the data are in Fortran (column-major) order.
+    pub fortran: bool,
 }
 
 fn kind_of(descr: &str) -> Kind {
@@ -68,7 +72,7 @@ fn item_size(kind: Kind) -> Option<u64> {
 /// Largest accepted NPY header (bytes); numpy writes a few hundred.
 const MAX_NPY_HEADER_BYTES: usize = 1 << 20;
 
-/// Read the NPY preamble from a reader; returns (descr, shape, header bytes).
+/// Read the NPY preamble from a reader; returns (descr, shape, header bytes, Fortran order).
 ///
 /// The header dictionary is parsed by `ndarray_npy`'s own parser, the one that later reads the
 /// array, so the shape checked here is the shape that will be allocated (a hand-rolled parser
@@ -76,7 +80,7 @@ const MAX_NPY_HEADER_BYTES: usize = 1 << 20;
 /// is bounded before that parser allocates its buffer.
 pub(crate) fn read_npy_header<R: Read>(
     r: &mut R,
-) -> std::result::Result<(String, Vec<usize>, u64), String> {
+) -> std::result::Result<(String, Vec<usize>, u64, bool), String> {
     let mut pre = vec![0u8; 8];
     r.read_exact(&mut pre)
         .map_err(|e| format!("cannot read NPY magic: {e}"))?;
@@ -119,7 +123,12 @@ pub(crate) fn read_npy_header<R: Read>(
         Some(s) => s.clone(),
         None => format!("{:?}", header.type_descriptor),
     };
-    Ok((descr, header.shape, pre_len + hlen as u64))
+    Ok((
+        descr,
+        header.shape,
+        pre_len + hlen as u64,
+        header.layout.is_fortran(),
+    ))
 }
 
 /// Keys of the data contract that this reader interprets.
@@ -180,7 +189,7 @@ fn scan_entries(zip: &mut SafeZip) -> Result<BTreeMap<String, EntryInfo>> {
             .reader(&name)
             .map_err(entry_detail)
             .and_then(|mut r| read_npy_header(&mut r));
-        let (descr, shape, hbytes) = match header {
+        let (descr, shape, hbytes, fortran) = match header {
             Ok(h) => h,
             Err(reason) if CONTRACT_KEYS.contains(&key.as_str()) => {
                 return Err(WorkflowError::Truncated { path, key, reason });
@@ -215,6 +224,8 @@ fn scan_entries(zip: &mut SafeZip) -> Result<BTreeMap<String, EntryInfo>> {
                 descr,
                 kind,
                 shape,
+                header_bytes: hbytes,
+                fortran,
             },
         );
     }
@@ -324,8 +335,6 @@ impl Reader {
         units: DiffractionUnits,
     ) -> Result<(ArrayD<f32>, DiffractionDecision)> {
         let info = self.info(key)?;
-        let dtype = dtype_name(&info.descr);
-        let integer = matches!(info.kind, Kind::Int(_));
         // Floats keep their own type until the decision (no widening of a large f32 stack).
         let (amps, counts, reason) = match info.kind {
             Kind::F32 => {
@@ -361,17 +370,7 @@ impl Reader {
                 ));
             }
         };
-        Ok((
-            amps,
-            DiffractionDecision {
-                key: key.to_string(),
-                dtype,
-                integer,
-                requested: units,
-                counts,
-                reason,
-            },
-        ))
+        Ok((amps, decision(key, &info, units, (counts, reason))))
     }
 
     /// An integer array (any width, signed or unsigned) as f64.
@@ -452,6 +451,76 @@ impl Reader {
         Ok(a)
     }
 
+    /// The parsed header of entry `key`.
+    pub fn entry_info(&self, key: &str) -> Result<EntryInfo> {
+        self.info(key)
+    }
+
+    /// A file holding the data of entry `key` (the bytes after its NPY header) from the
+    /// returned offset on: the NPZ itself when the entry is stored, so that slices are read in
+    /// place, else an anonymous temporary file (in the system's temporary directory, gone when
+    /// dropped) into which the entry is decompressed in a bounded buffer. Either way memory
+    /// does not grow with the entry.
+    pub fn entry_data_file(&mut self, key: &str) -> Result<(std::fs::File, u64)> {
+        let info = self.info(key)?;
+        let truncated = |path: &Path, reason: String| WorkflowError::Truncated {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            reason,
+        };
+        let io = |path: &Path, action: &'static str| {
+            let path = path.to_path_buf();
+            move |source| WorkflowError::Io {
+                path,
+                action,
+                source,
+            }
+        };
+        let stored = self
+            .zip
+            .stored_data_offset(&info.name)
+            .map_err(|e| truncated(&self.path, entry_detail(e)))?;
+        if let Some(offset) = stored {
+            let file = std::fs::File::open(&self.path).map_err(io(&self.path, "opening"))?;
+            return Ok((file, offset + info.header_bytes));
+        }
+        let mut tmp = tempfile::tempfile().map_err(io(
+            &std::env::temp_dir(),
+            "creating a temporary file to decompress into",
+        ))?;
+        let path = self.path.clone();
+        let mut reader = self
+            .zip
+            .reader(&info.name)
+            .map_err(|e| truncated(&path, entry_detail(e)))?;
+        std::io::copy(
+            &mut (&mut reader).take(info.header_bytes),
+            &mut std::io::sink(),
+        )
+        .map_err(|e| truncated(&path, e.to_string()))?;
+        // To the end, so that the zip reader checks the CRC; the declared size bounds it.
+        let copied = std::io::copy(&mut reader, &mut tmp).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::StorageFull {
+                WorkflowError::Io {
+                    path: std::env::temp_dir(),
+                    action: "decompressing the diffraction patterns into",
+                    source: e,
+                }
+            } else {
+                truncated(&path, e.to_string())
+            }
+        })?;
+        let need = item_size(info.kind).unwrap_or(1)
+            * info.shape.iter().map(|&d| d as u64).product::<u64>();
+        if copied < need {
+            return Err(truncated(
+                &path,
+                format!("holds {copied} bytes of data, its header declares {need}"),
+            ));
+        }
+        Ok((tmp, 0))
+    }
+
     fn check_finite(&self, key: &str, mut it: impl Iterator<Item = bool>) -> Result<()> {
         if let Some(index) = it.position(|ok| !ok) {
             return Err(WorkflowError::NonFinite {
@@ -509,32 +578,80 @@ fn decide(
     integer: bool,
     values: impl Iterator<Item = f64>,
 ) -> (bool, &'static str) {
-    match units {
-        DiffractionUnits::Amplitude => (false, "as set (diffraction_units = amplitude)"),
-        DiffractionUnits::Counts => (true, "as set (diffraction_units = counts)"),
-        DiffractionUnits::Auto if integer => (true, "auto: an integer dtype holds counts"),
-        DiffractionUnits::Auto => {
-            let mut max = 0.0f64;
-            let mut integral = true;
-            for v in values {
-                if v < 0.0 || v.fract() != 0.0 {
-                    integral = false;
-                    break;
-                }
-                max = max.max(v);
-            }
-            if integral && max >= AUTO_COUNTS_MIN_MAX {
-                (
-                    true,
-                    "auto: every value is a non-negative integer and the largest is >= 10",
-                )
-            } else {
-                (
-                    false,
-                    "auto: float values, not all non-negative integers with one >= 10 (set diffraction_units = counts if they are counts)",
-                )
+    let mut evidence = IntegralEvidence::default();
+    if units == DiffractionUnits::Auto && !integer {
+        for v in values {
+            if !evidence.observe(v) {
+                break;
             }
         }
+    }
+    evidence.decide(units, integer)
+}
+
+/// What [`DiffractionUnits::Auto`] looks at in float data, gathered value by value (so that a
+/// stack read in pieces is decided as the whole would be): whether every value so far is a
+/// non-negative integer, and the largest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct IntegralEvidence {
+    integral: bool,
+    max: f64,
+}
+
+impl Default for IntegralEvidence {
+    fn default() -> Self {
+        IntegralEvidence {
+            integral: true,
+            max: 0.0,
+        }
+    }
+}
+
+impl IntegralEvidence {
+    /// Take one value; returns whether the values can still be counts.
+    pub fn observe(&mut self, v: f64) -> bool {
+        if self.integral {
+            if v < 0.0 || v.fract() != 0.0 {
+                self.integral = false;
+            } else {
+                self.max = self.max.max(v);
+            }
+        }
+        self.integral
+    }
+
+    /// The decision of [`decide`] for the values observed.
+    pub fn decide(self, units: DiffractionUnits, integer: bool) -> (bool, &'static str) {
+        match units {
+            DiffractionUnits::Amplitude => (false, "as set (diffraction_units = amplitude)"),
+            DiffractionUnits::Counts => (true, "as set (diffraction_units = counts)"),
+            DiffractionUnits::Auto if integer => (true, "auto: an integer dtype holds counts"),
+            DiffractionUnits::Auto if self.integral && self.max >= AUTO_COUNTS_MIN_MAX => (
+                true,
+                "auto: every value is a non-negative integer and the largest is >= 10",
+            ),
+            DiffractionUnits::Auto => (
+                false,
+                "auto: float values, not all non-negative integers with one >= 10 (set diffraction_units = counts if they are counts)",
+            ),
+        }
+    }
+}
+
+/// The record of how entry `key` (stored as `info`) was read.
+pub(crate) fn decision(
+    key: &str,
+    info: &EntryInfo,
+    requested: DiffractionUnits,
+    (counts, reason): (bool, &'static str),
+) -> DiffractionDecision {
+    DiffractionDecision {
+        key: key.to_string(),
+        dtype: dtype_name(&info.descr),
+        integer: matches!(info.kind, Kind::Int(_)),
+        requested,
+        counts,
+        reason,
     }
 }
 
@@ -650,21 +767,25 @@ mod tests {
     #[test]
     fn headers_parse_like_the_array_reader() {
         let read = |dict: &str| read_npy_header(&mut npy(dict, &[]).as_slice());
-        let (d, s, h) =
+        let (d, s, h, f) =
             read("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }").unwrap();
-        assert_eq!((d.as_str(), s, h), ("<f4", vec![3, 4], 128));
-        let (d, s, _) = read("{'descr': '<c8', 'fortran_order': False, 'shape': (), }").unwrap();
+        assert_eq!((d.as_str(), s, h, f), ("<f4", vec![3, 4], 128, false));
+        let (_, _, _, f) =
+            read("{'descr': '<f4', 'fortran_order': True, 'shape': (3, 4), }").unwrap();
+        assert!(f);
+        let (d, s, _, _) = read("{'descr': '<c8', 'fortran_order': False, 'shape': (), }").unwrap();
         assert_eq!((d.as_str(), s), ("<c8", vec![]));
-        let (_, s, _) = read("{'descr': '<i8', 'fortran_order': False, 'shape': (7,), }").unwrap();
+        let (_, s, _, _) =
+            read("{'descr': '<i8', 'fortran_order': False, 'shape': (7,), }").unwrap();
         assert_eq!(s, vec![7]);
         // A repeated key: the array reader uses the last one, and so must the size check.
-        let (_, s, _) = read(
+        let (_, s, _, _) = read(
             "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'shape': (1000000000,), }",
         )
         .unwrap();
         assert_eq!(s, vec![1_000_000_000]);
         // Structured dtypes are kept verbatim and are of no accepted kind.
-        let (d, _, _) =
+        let (d, _, _, _) =
             read("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }").unwrap();
         assert_eq!(kind_of(&d), Kind::Other);
         assert!(read("{'descr': '<f4', 'shape': (1,), 'x': 1, }").is_err());

@@ -418,23 +418,9 @@ pub fn predict_patches(
     device: &Device,
 ) -> Result<(Array3<Complex32>, Vec<[f64; 2]>)> {
     let samples = Samples::from_grouped(grouped, false)?;
-    let (s, n) = (samples.len, samples.n);
-    let mut out = Array3::<Complex32>::zeros((s, n, n));
-    let idx: Vec<usize> = (0..s).collect();
-    let flat = out
-        .as_slice_mut()
-        .expect("a freshly allocated array is contiguous");
-    for chunk in idx.chunks(batch_size.max(1)) {
-        let (a, p) = model.forward(samples.inputs(chunk, device))?;
-        let a = read(a, "supervised amplitude")?;
-        let p = read(p, "supervised phase")?;
-        let start = chunk[0] * n * n;
-        for (k, (a, p)) in a.iter().zip(&p).enumerate() {
-            flat[start + k] = Complex32::from_polar(*a, *p);
-        }
-    }
+    let out = predict_samples(model, &samples.x, samples.n, batch_size, device)?;
     let c = grouped.channels();
-    let positions = (0..s)
+    let positions = (0..samples.len)
         .map(|k| {
             let (g, ci) = (k / c, k % c);
             [
@@ -444,6 +430,37 @@ pub fn predict_patches(
         })
         .collect();
     Ok((out, positions))
+}
+
+/// Predict one patch `A·e^{iφ}` `(N, N)` per input of `x` (normalised amplitudes `(S, N, N)`
+/// row-major) in batches of `batch_size`.
+pub fn predict_samples(
+    model: &SupervisedNet,
+    x: &[f32],
+    n: usize,
+    batch_size: usize,
+    device: &Device,
+) -> Result<Array3<Complex32>> {
+    let s = x.len() / (n * n).max(1);
+    let mut out = Array3::<Complex32>::zeros((s, n, n));
+    let flat = out
+        .as_slice_mut()
+        .expect("a freshly allocated array is contiguous");
+    let per = n * n;
+    for start in (0..s).step_by(batch_size.max(1)) {
+        let end = (start + batch_size.max(1)).min(s);
+        let input = Tensor::from_data(
+            TensorData::new(x[start * per..end * per].to_vec(), [end - start, 1, n, n]),
+            (device, DType::F32),
+        );
+        let (a, p) = model.forward(input)?;
+        let a = read(a, "supervised amplitude")?;
+        let p = read(p, "supervised phase")?;
+        for (k, (a, p)) in a.iter().zip(&p).enumerate() {
+            flat[start * per + k] = Complex32::from_polar(*a, *p);
+        }
+    }
+    Ok(out)
 }
 
 fn read(t: Tensor<4>, what: &'static str) -> Result<Vec<f32>> {
