@@ -223,12 +223,6 @@ impl LoadedModel {
         Ok(LoadedModel { inner })
     }
 
-    /// The resolved archive path.
-    #[getter]
-    fn archive(&self) -> PathBuf {
-        self.inner.archive().to_path_buf()
-    }
-
     /// Reconstruct a scan dict (settings: `InferenceConfig` keys); returns what the module's
     /// `reconstruct` returns.
     fn reconstruct<'py>(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
 from pathlib import Path
 
@@ -78,6 +79,13 @@ def test_train_save_load_reconstruct_evaluate(tmp_path: Path, sim_dir: Path) -> 
     rec = loaded.reconstruct(test)
     again = model.reconstruct(sim_dir / "test.npz")
     np.testing.assert_array_equal(rec.object, again.object)  # same weights, same data: same object
+    # The network is loaded once per device and kept; a pickled Model loads it again.
+    net = model._network("cpu")
+    np.testing.assert_array_equal(model.reconstruct(test).object, again.object)
+    assert model._network("cpu") is net and list(model._loaded) == ["cpu"]
+    clone = pickle.loads(pickle.dumps(model))
+    assert clone._loaded == {} and clone.archive == model.archive
+    np.testing.assert_array_equal(clone.reconstruct(test).object, again.object)
     assert rec.object.dtype == np.complex64 and rec.object.ndim == 2
     assert rec.report["n_groups"] == 128 and rec.stitch_crop == 20
     assert np.isfinite(rec.object).all()
@@ -124,6 +132,8 @@ def test_stubs_cover_the_native_module() -> None:
         assert f"def {name}(" in stub
         assert callable(getattr(pr._native, name))
         assert getattr(pr._native, name).__doc__, name
+    assert "class LoadedModel:" in stub and "def reconstruct(\n        self" in stub
+    assert pr._native.LoadedModel.__doc__ and pr._native.LoadedModel.reconstruct.__doc__
 
 
 def test_training_releases_the_gil(sim_dir: Path, tmp_path: Path) -> None:

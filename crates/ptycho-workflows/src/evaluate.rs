@@ -15,7 +15,7 @@ use num_complex::Complex32;
 use ptycho_config::{EvaluationConfig, Valid};
 use serde::Serialize;
 
-use crate::data::{RawData, ScanHeader};
+use crate::data::{RawData, ScanFile, ScanHeader};
 use crate::error::{Result, WorkflowError};
 use crate::imaging::{comparison_panels, write_panel_grid};
 use crate::metrics::{
@@ -160,17 +160,18 @@ pub fn evaluate_files(
     cfg: &Valid<EvaluationConfig>,
 ) -> Result<(Evaluation, EvalImages)> {
     let recon = Reconstruction::from_npz(reconstruction)?;
-    let (truth, _) = RawData::load(
+    // Only the header is needed: the patterns stay on disk.
+    let (truth, _) = ScanFile::open(
         ground_truth,
         &ptycho_config::DataOptions::units(cfg.diffraction_units),
     )?;
-    if truth.object_guess.is_none() {
+    if truth.header().object_guess.is_none() {
         return Err(WorkflowError::MissingKey {
             path: ground_truth.to_path_buf(),
             key: "objectGuess".into(),
         });
     }
-    evaluate_with_images(&recon, &truth, cfg)
+    evaluate_with_images(&recon, truth.header(), cfg)
 }
 
 /// Write the comparison figure of the images the metrics compared (ground truth |

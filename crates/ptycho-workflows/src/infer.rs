@@ -138,8 +138,9 @@ impl std::fmt::Debug for InferenceModel {
 /// Bytes of network input (`f32`) a piece of a scan may hold at once: the patterns of the
 /// groups predicted together, read from the scan when their turn comes. With their predicted
 /// patches (complex, one per group or pattern) it bounds what a reconstruction holds beside the
-/// model and the canvas, whatever the number of patterns (N = 64: 2048 patterns).
-pub const PIECE_INPUT_BYTES: usize = 32 << 20;
+/// model and the canvas, whatever the number of patterns (N = 64: 512 patterns, 8 passes of 32
+/// groups on two streams; more buys no speed, the network's own buffers are larger).
+pub const PIECE_INPUT_BYTES: usize = 8 << 20;
 
 impl InferenceModel {
     /// Load the archive at `archive` (a directory holding `wts.h5.zip`, or the zip) onto

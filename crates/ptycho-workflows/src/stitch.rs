@@ -237,7 +237,10 @@ impl Stitcher {
             )
         };
         let threads = rayon::current_num_threads().max(1);
-        if threads == 1 || b < 2 {
+        // A canvas per thread pays off when the piece's work outweighs zeroing and summing the
+        // canvases (one piece of a large scan on a large canvas: scatter in place, no copies).
+        let work = b * (m + 1) * (m + 1);
+        if threads == 1 || b < 2 || work < 4 * size * size {
             for (k, a) in rel.iter().enumerate() {
                 let crop = patches.slice(s![k, r0..r0 + m, c0..c0 + m]);
                 scatter_patch(crop, *a, pad, &mut self.numerator, &mut self.overlap);

@@ -35,6 +35,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -267,9 +268,9 @@ class Reconstruction:
 class Model:
     """A trained model: the archive ``wts.h5.zip`` plus its summary.
 
-    Create one with :func:`train` or :func:`load_model`. The archive is read again for each
-    reconstruction (params first, then the network: CONFIG-001), so a Model is cheap to keep and
-    safe to share between threads.
+    Create one with :func:`train` or :func:`load_model`. The network is loaded from the archive
+    (params first, then the weights: CONFIG-001) on the first reconstruction on a device and kept
+    for the next ones; a Model is safe to share between threads (reconstructions release the GIL).
     """
 
     def __init__(self, archive: Path, info: dict[str, Any], history: list[EpochRecord]) -> None:
@@ -277,6 +278,8 @@ class Model:
         self._info = info
         self._history = history
         self._cleanup: weakref.finalize | None = None
+        self._loaded: dict[str, _native.LoadedModel] = {}
+        self._lock = threading.Lock()
         #: The training report (groups, seconds, final losses) for a model made by :func:`train`.
         self.report: dict[str, Any] | None = None
 
@@ -335,10 +338,28 @@ class Model:
         """Reconstruct a scan (settings: ptycho's inference keys, e.g. ``batch_size``,
         ``stitch_crop``, ``neighbor_count``, ``n_groups``, ``seed``)."""
         scan = _as_scan(scan)
-        obj, origin, crop, report = _native.reconstruct(
-            os.fspath(self._archive), scan._to_dict(), _settings_json(settings), device
-        )
+        obj, origin, crop, report = self._network(device).reconstruct(scan._to_dict(), _settings_json(settings))
         return Reconstruction(object=obj, origin=origin, stitch_crop=crop, report=json.loads(report))
+
+    def _network(self, device: str) -> _native.LoadedModel:
+        """The network on ``device``, loaded once."""
+        with self._lock:
+            loaded = self._loaded.get(device)
+            if loaded is None:
+                loaded = _native.LoadedModel(os.fspath(self._archive), device)
+                self._loaded[device] = loaded
+            return loaded
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled (e.g. sent to another process) without the loaded networks, the lock or the
+        # temporary directory's cleanup: the receiver loads the network again from the archive.
+        state = dict(self.__dict__)
+        state.update(_loaded={}, _lock=None, _cleanup=None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Model({str(self._archive)!r}, N={self.n}, gridsize={self.gridsize}, {self.model_type})"

@@ -39,6 +39,15 @@ def reconstruct(
 ) -> tuple[npt.NDArray[np.complex64], tuple[float, float], int, str]:
     """Returns (object, origin (x, y) in object pixels, stitch_crop, report JSON)."""
 
+class LoadedModel:
+    """An archive loaded once onto a device, for many reconstructions (thread-safe)."""
+
+    def __init__(self, archive: str, device_name: str = "cpu") -> None: ...
+    def reconstruct(
+        self, scan: ScanDict, settings_json: str
+    ) -> tuple[npt.NDArray[np.complex64], tuple[float, float], int, str]:
+        """Returns (object, origin (x, y) in object pixels, stitch_crop, report JSON)."""
+
 def evaluate(
     object: npt.NDArray[np.complex64],
     origin: tuple[float, float],
