@@ -47,10 +47,10 @@ import numpy as np
 
 try:
     from distributed import Client, Future, wait
-except ImportError as err:  # pragma: no cover - exercised only without Dask installed
+except ImportError as err:  # no Dask: tests/test_dask.py::test_dask_stays_optional
     raise ImportError(
         'ptycho_rs.dask needs Dask\'s distributed scheduler: pip install "dask[distributed]" '
-        '(or pip install "ptycho-rs[dask]")'
+        "(the dask extra of ptycho-rs installs it)"
     ) from err
 
 from . import ARCHIVE_NAME, Model, PathLike, Reconstruction, Scan, _settings_json, load_model
