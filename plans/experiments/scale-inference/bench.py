@@ -108,7 +108,7 @@ def main() -> None:
         print(f"| {k} | {n} | {side}² | {size:.0f} | {wall:.1f} | {e2e:.1f} | {pred:.1f} | {rss:.0f} |")
     base = [r for r in rows if r[1] == 64]
     if len(base) > 1:
-        first, last = base[0], base[-1]
+        first, last = min(base), max(base)
         print(f"\npeak RSS {last[0]} vs {first[0]} patterns (N=64): {last[6] / first[6]:.2f}x; "
               f"end-to-end patterns/s {last[4] / first[4]:.2f}x, prediction {last[5] / first[5]:.2f}x")
 

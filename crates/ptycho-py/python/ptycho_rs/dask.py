@@ -19,9 +19,8 @@ same path, i.e. another size or modification time, is loaded again). So the arch
 files and the output directories must be reachable by every worker under the same absolute paths
 (a shared file system); relative paths are made absolute on the client.
 
-The cached :class:`~ptycho_rs.Model` holds the archive's validated summary; the native
-reconstruction still reads the weights from the archive for each scan (the compiled module has no
-handle to a loaded network yet), which is small next to the reconstruction itself.
+The cached :class:`~ptycho_rs.Model` keeps its network loaded (per device) after its first
+reconstruction, so a worker reads the archive's weights once, whatever the number of scans.
 
 Each task runs the same code as :meth:`ptycho_rs.Model.reconstruct` in one process, so its object
 is the same array. The native code is multi-threaded (rayon): with several workers on one machine
