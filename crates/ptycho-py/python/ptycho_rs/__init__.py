@@ -169,15 +169,15 @@ class Scan:
 
     def _to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "xcoords": self.xcoords,
-            "ycoords": self.ycoords,
-            "diff3d": self.diff3d,
-            "probeGuess": self.probe_guess,
-            "objectGuess": self.object_guess,
-            "xcoords_start": self.xcoords_start,
-            "ycoords_start": self.ycoords_start,
-            "scan_index": self.scan_index,
-            "bad_pixels": self.bad_pixels,
+            "xcoords": _native_array(self.xcoords),
+            "ycoords": _native_array(self.ycoords),
+            "diff3d": _native_array(self.diff3d),
+            "probeGuess": _native_array(self.probe_guess),
+            "objectGuess": _native_array(self.object_guess),
+            "xcoords_start": _native_array(self.xcoords_start),
+            "ycoords_start": _native_array(self.ycoords_start),
+            "scan_index": _native_array(self.scan_index),
+            "bad_pixels": _native_array(self.bad_pixels),
         }
         if self.nphotons is not None:
             d["nphotons"] = float(self.nphotons)
@@ -197,6 +197,13 @@ class Scan:
             bad_pixels=d.get("bad_pixels"),
             nphotons=d.get("nphotons"),
         )
+
+
+def _native_array(a: np.ndarray | None) -> np.ndarray | None:
+    """``a`` as the native module reads it: C-contiguous and aligned. Arrays rebuilt from a
+    pickle or a network buffer (Dask, multiprocessing) can be unaligned, which the native code
+    does not accept; only those are copied."""
+    return None if a is None else np.require(a, requirements=("C", "A"))
 
 
 def _probe_mode0(probe: np.ndarray) -> np.ndarray:
@@ -453,7 +460,7 @@ def evaluate(reconstruction: Reconstruction, truth: Scan | PathLike, **settings:
     scan = _as_scan(truth)
     return json.loads(
         _native.evaluate(
-            reconstruction.object,
+            np.require(reconstruction.object, dtype=np.complex64, requirements=("C", "A")),
             tuple(reconstruction.origin),
             reconstruction.stitch_crop,
             scan._to_dict(),

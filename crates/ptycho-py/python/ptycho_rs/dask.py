@@ -139,11 +139,22 @@ def _write_reconstruction(rec: Reconstruction, output_dir: str) -> None:
 def _reconstruct_task(
     archive: str, scan: Scan | str, output_dir: str | None, device: str, settings: dict[str, Any]
 ) -> Reconstruction:
-    """One scan on a worker: the cached model, :meth:`Model.reconstruct`, the optional file."""
+    """One scan on a worker: the cached model, :meth:`Model.reconstruct`, the optional file.
+
+    An exception that is not an ``Exception`` (pyo3's ``PanicException`` for a panic in the
+    native code, ``KeyboardInterrupt``) becomes a ``RuntimeError``: Dask reports only
+    ``Exception`` to the client, which would otherwise wait for the task forever
+    (dask/distributed#5846).
+    """
     global _scans_done
-    rec = _cached_model(archive).reconstruct(scan, device=device, **settings)
-    if output_dir is not None:
-        _write_reconstruction(rec, output_dir)
+    try:
+        rec = _cached_model(archive).reconstruct(scan, device=device, **settings)
+        if output_dir is not None:
+            _write_reconstruction(rec, output_dir)
+    except Exception:
+        raise
+    except BaseException as exc:
+        raise RuntimeError(f"{type(exc).__name__} in a ptycho_rs.dask task: {exc}") from None
     with _lock:
         _scans_done += 1
     return rec
