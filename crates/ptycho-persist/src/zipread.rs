@@ -280,11 +280,11 @@ impl SafeZip {
         Ok(buf)
     }
 
-    /// Where the bytes of a stored (uncompressed) entry `name` begin in the file, so that a
-    /// caller can read slices of a large entry by position instead of streaming it all;
-    /// `None` for a compressed entry. The entry's extent (`offset..offset + size`) lies inside
-    /// the file: the size was checked against the file when it was opened.
-    pub fn stored_data_offset(&mut self, name: &str) -> Result<Option<u64>, PersistError> {
+    /// Where the bytes of a stored (uncompressed) entry `name` begin in the file, and their
+    /// declared CRC-32, so that a caller can read slices of a large entry by position instead of
+    /// streaming it all (and must check the CRC itself once it has read every byte); `None` for
+    /// a compressed entry. The entry's extent (`offset..offset + size`) lies inside the file.
+    pub fn stored_data_offset(&mut self, name: &str) -> Result<Option<(u64, u32)>, PersistError> {
         let path = self.path.clone();
         let corrupt = |detail: String| PersistError::CorruptEntry {
             path: path.clone(),
@@ -305,11 +305,12 @@ impl SafeZip {
                 if f.compression() != zip::CompressionMethod::Stored {
                     return Ok(None);
                 }
+                let crc = f.crc32();
                 f.data_start()
-                    .map(Some)
+                    .map(|offset| Some((offset, crc)))
                     .ok_or_else(|| corrupt("no data offset after its local header".into()))
             })?;
-        let Some(offset) = stored else {
+        let Some((offset, crc)) = stored else {
             return Ok(None);
         };
         let len = std::fs::metadata(&self.path)
@@ -324,7 +325,7 @@ impl SafeZip {
                 "{size} bytes at offset {offset} run past the end of the {len}-byte file"
             )));
         }
-        Ok(Some(offset))
+        Ok(Some((offset, crc)))
     }
 
     /// Read and parse a JSON entry.

@@ -232,6 +232,18 @@ fn scan_entries(zip: &mut SafeZip) -> Result<BTreeMap<String, EntryInfo>> {
     Ok(out)
 }
 
+/// The extent and declared CRC-32 of a stored entry read in place: whoever reads it by position
+/// checks the CRC once every byte went by (the zip reader checks it only when it streams the
+/// entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StoredCrc {
+    /// Byte offset of the entry's first byte (its NPY preamble) in the file.
+    pub entry_start: u64,
+    /// Bytes in the entry.
+    pub entry_len: u64,
+    pub crc: u32,
+}
+
 /// Typed reader over one NPZ file with error context.
 pub(crate) struct Reader {
     path: PathBuf,
@@ -458,10 +470,13 @@ impl Reader {
 
     /// A file holding the data of entry `key` (the bytes after its NPY header) from the
     /// returned offset on: the NPZ itself when the entry is stored, so that slices are read in
-    /// place, else an anonymous temporary file (in the system's temporary directory, gone when
+    /// place (with the CRC the reader must check), else an anonymous temporary file (in the system's temporary directory, gone when
     /// dropped) into which the entry is decompressed in a bounded buffer. Either way memory
     /// does not grow with the entry.
-    pub fn entry_data_file(&mut self, key: &str) -> Result<(std::fs::File, u64)> {
+    pub fn entry_data_file(
+        &mut self,
+        key: &str,
+    ) -> Result<(std::fs::File, u64, Option<StoredCrc>)> {
         let info = self.info(key)?;
         let truncated = |path: &Path, reason: String| WorkflowError::Truncated {
             path: path.to_path_buf(),
@@ -480,9 +495,15 @@ impl Reader {
             .zip
             .stored_data_offset(&info.name)
             .map_err(|e| truncated(&self.path, entry_detail(e)))?;
-        if let Some(offset) = stored {
+        if let Some((offset, crc)) = stored {
             let file = std::fs::File::open(&self.path).map_err(io(&self.path, "opening"))?;
-            return Ok((file, offset + info.header_bytes));
+            let size = self.zip.entry(&info.name).map_or(0, |e| e.size);
+            let check = StoredCrc {
+                entry_start: offset,
+                entry_len: size,
+                crc,
+            };
+            return Ok((file, offset + info.header_bytes, Some(check)));
         }
         let mut tmp = tempfile::tempfile().map_err(io(
             &std::env::temp_dir(),
@@ -518,7 +539,7 @@ impl Reader {
                 format!("holds {copied} bytes of data, its header declares {need}"),
             ));
         }
-        Ok((tmp, 0))
+        Ok((tmp, 0, None))
     }
 
     fn check_finite(&self, key: &str, mut it: impl Iterator<Item = bool>) -> Result<()> {

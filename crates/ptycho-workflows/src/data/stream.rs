@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array3, Axis};
 use ptycho_config::{DataOptions, DiffractionUnits};
 
-use super::npz::{EntryInfo, IntegralEvidence, Kind, Reader, decision};
+use super::npz::{EntryInfo, IntegralEvidence, Kind, Reader, StoredCrc, decision};
 use super::{
     LoadReport, RawData, ScanHeader, bad, diffraction_key, negative_amplitude, read_coords,
     read_header, warn_unknown_keys,
@@ -143,7 +143,7 @@ impl ScanFile {
         let n = shape[1];
         let (header, probe_modes) = read_header(&mut r, coords, n, options)?;
         header.validate(path)?;
-        let (file, offset) = r.entry_data_file(dkey)?;
+        let (file, offset, crc) = r.entry_data_file(dkey)?;
         let (disk, counts_reason) = DiskPatterns::scan(
             DiskLayout {
                 path: path.to_path_buf(),
@@ -157,6 +157,7 @@ impl ScanFile {
             &info,
             options.diffraction_units,
             header.bad_pixels.as_ref(),
+            crc,
         )?;
         let report = LoadReport {
             path: path.to_path_buf(),
@@ -401,6 +402,7 @@ impl DiskPatterns {
         info: &EntryInfo,
         units: DiffractionUnits,
         bad_pixels: Option<&ndarray::Array2<bool>>,
+        crc: Option<StoredCrc>,
     ) -> Result<(Self, (bool, &'static str))> {
         let (n, m) = (layout.n, layout.m);
         let nn = n * n;
@@ -428,9 +430,18 @@ impl DiskPatterns {
         let mut first_negative: Option<(usize, f64)> = None;
         let mut non_finite: Option<usize> = None;
         let mut bytes = Vec::new();
+        // A stored entry read in place: its CRC over the preamble, every pattern and any tail.
+        let mut hasher = crc32fast::Hasher::new();
+        if let Some(c) = crc {
+            layout.read_range(c.entry_start, layout.offset - c.entry_start, &mut bytes)?;
+            hasher.update(&bytes);
+        }
         for start in (0..m).step_by(BLOCK_PATTERNS) {
             let count = BLOCK_PATTERNS.min(m - start);
             layout.read_bytes(start, count, &mut bytes)?;
+            if crc.is_some() {
+                hasher.update(&bytes);
+            }
             let mut k = start * nn;
             let (mut es, mut ec) = (0f64, 0f64);
             decode(layout.elem, false, &bytes, |v, a| {
@@ -464,6 +475,23 @@ impl DiskPatterns {
                     path: layout.path.clone(),
                     key: layout.key.into(),
                     index,
+                });
+            }
+        }
+        if let Some(c) = crc {
+            let end = layout.offset + (m * nn * layout.elem.0.size()) as u64;
+            let tail = (c.entry_start + c.entry_len).saturating_sub(end);
+            layout.read_range(end, tail, &mut bytes)?;
+            hasher.update(&bytes);
+            let got = hasher.finalize();
+            if got != c.crc {
+                return Err(WorkflowError::Truncated {
+                    path: layout.path.clone(),
+                    key: layout.key.into(),
+                    reason: format!(
+                        "CRC-32 {got:08x} of the stored entry, {:08x} declared",
+                        c.crc
+                    ),
                 });
             }
         }
@@ -535,6 +563,16 @@ impl DiskLayout {
                 key: self.key.into(),
                 reason: format!("reading patterns {start}..{}: {e}", start + count),
             }
+        })
+    }
+
+    /// `len` bytes of the file at `at` into `buf` (resized).
+    fn read_range(&self, at: u64, len: u64, buf: &mut Vec<u8>) -> Result<()> {
+        buf.resize(len as usize, 0);
+        read_exact_at(&self.file, buf, at).map_err(|e| WorkflowError::Truncated {
+            path: self.path.clone(),
+            key: self.key.into(),
+            reason: format!("reading {len} bytes at {at}: {e}"),
         })
     }
 }
