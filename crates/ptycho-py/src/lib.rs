@@ -208,7 +208,9 @@ fn reconstruct<'py>(
 /// threads; each reconstruction releases the GIL.
 #[pyclass(frozen, module = "ptycho_rs._native")]
 struct LoadedModel {
-    inner: ptycho_workflows::InferenceModel,
+    /// Boxed: the model holds 64-byte-aligned values (cache-line padded), and Python allocates
+    /// objects with 16-byte alignment only, so it cannot sit inside the Python object itself.
+    inner: Box<ptycho_workflows::InferenceModel>,
 }
 
 #[pymethods]
@@ -220,7 +222,9 @@ impl LoadedModel {
         let inner = py
             .detach(|| ptycho_workflows::InferenceModel::load(&archive, kind))
             .map_err(py_err)?;
-        Ok(LoadedModel { inner })
+        Ok(LoadedModel {
+            inner: Box::new(inner),
+        })
     }
 
     /// Reconstruct a scan dict (settings: `InferenceConfig` keys); returns what the module's
