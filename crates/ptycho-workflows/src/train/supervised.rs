@@ -13,7 +13,7 @@
 //! - validation: the last groups as for the PINN (Keras' split, before shuffling), flattened, so
 //!   that the patterns of one group are never split between training and validation.
 //!
-//! At inference ([`predict_patches`]) each pattern gives one patch `A·e^{iφ}`, placed at its own
+//! At inference ([`predict_samples`]) each pattern gives one patch `A·e^{iφ}`, placed at its own
 //! scan position (for gridsize 1 the group centre, as the reference).
 
 use std::ops::ControlFlow;
@@ -406,30 +406,6 @@ pub(super) fn run(
         n_val,
         params,
     })
-}
-
-/// Predict one patch `A·e^{iφ}` `(N, N)` per diffraction pattern of `grouped` (S = G·C patches,
-/// group-major) in batches of `batch_size`, and the position of each (its own scan position
-/// `[x, y]`, object pixels), for [`crate::stitch::reassemble_position`].
-pub fn predict_patches(
-    model: &SupervisedNet,
-    grouped: &GroupedData,
-    batch_size: usize,
-    device: &Device,
-) -> Result<(Array3<Complex32>, Vec<[f64; 2]>)> {
-    let samples = Samples::from_grouped(grouped, false)?;
-    let out = predict_samples(model, &samples.x, samples.n, batch_size, device)?;
-    let c = grouped.channels();
-    let positions = (0..samples.len)
-        .map(|k| {
-            let (g, ci) = (k / c, k % c);
-            [
-                grouped.coords_nn[[g, 0, 0, ci]],
-                grouped.coords_nn[[g, 0, 1, ci]],
-            ]
-        })
-        .collect();
-    Ok((out, positions))
 }
 
 /// Predict one patch `A·e^{iφ}` `(N, N)` per input of `x` (normalised amplitudes `(S, N, N)`
