@@ -17,6 +17,7 @@
 //! - [`SupervisedNet`] and [`SupervisedStep`]: the supervised baseline (spec §5.4).
 
 pub mod complex;
+pub mod conv;
 pub mod device;
 pub mod error;
 pub mod loss;

@@ -17,6 +17,7 @@ use num_complex::Complex64;
 use ptycho_config::{AmpActivation, Params};
 
 use crate::complex::ComplexTensor;
+use crate::conv;
 use crate::error::ModelError;
 use crate::ops::{self, DftMats, tensor_from, tensor2};
 use crate::physics;
@@ -47,8 +48,8 @@ impl ConvPool {
         }
     }
     pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = activation::relu(self.c1.forward(x));
-        let x = activation::relu(self.c2.forward(x));
+        let x = conv::apply(&self.c1, x, true);
+        let x = conv::apply(&self.c2, x, true);
         max_pool2d(x, MaxPoolOptions::new([2, 2]))
     }
 }
@@ -68,8 +69,8 @@ impl ConvUp {
         }
     }
     pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = activation::relu(self.c1.forward(x));
-        let x = activation::relu(self.c2.forward(x));
+        let x = conv::apply(&self.c1, x, true);
+        let x = conv::apply(&self.c2, x, true);
         let [_, _, h, w] = x.dims();
         interpolate(
             x,
@@ -150,22 +151,23 @@ impl Decoder {
         let n = h.n;
         match (&self.conv1, &self.up_last, &self.conv2) {
             (Some(conv1), border_up, border_conv) => {
-                let core = act(conv1.forward(x.clone().narrow(1, 0, f - C_OUTER)));
+                let core = act(conv::apply(
+                    conv1,
+                    x.clone().narrow(1, 0, f - C_OUTER),
+                    false,
+                ));
                 let q = n / 4;
                 let x1 = core.pad([(q, q), (q, q)], PadMode::Constant(0.0));
                 match (border_up, border_conv) {
                     (Some(up), Some(c2)) => {
-                        let x2 = activation::silu(c2.forward(up.forward(x.narrow(
-                            1,
-                            f - C_OUTER,
-                            C_OUTER,
-                        ))));
+                        let border_in = up.forward(x.narrow(1, f - C_OUTER, C_OUTER));
+                        let x2 = activation::silu(conv::apply(c2, border_in, false));
                         x1 + x2 * border.clone()
                     }
                     _ => x1,
                 }
             }
-            (None, Some(up), Some(c2)) => act(c2.forward(up.forward(x))),
+            (None, Some(up), Some(c2)) => act(conv::apply(c2, up.forward(x), false)),
             _ => unreachable!("decoder head is built with conv1 or conv2"),
         }
     }

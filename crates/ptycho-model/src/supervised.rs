@@ -16,6 +16,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use ptycho_config::Params;
 
+use crate::conv;
 use crate::error::ModelError;
 use crate::loss::supervised_loss;
 use crate::network::{ConvPool, ConvUp, ForceInit, INIT_LOCK, conv3};
@@ -53,7 +54,7 @@ impl SupervisedDecoder {
         for b in &self.blocks {
             x = b.forward(x);
         }
-        self.head.forward(x)
+        conv::apply(&self.head, x, false)
     }
 }
 

@@ -4,16 +4,15 @@ Glorot init, Adam, callbacks and TF kernels) train this model to the same metric
 2 331 772 trainable parameters in 44 tensors, as the spec states for the reference. Not part of
 the build; see README.md here.
 
-usage: train_keras.py SEED OUT_DIR [EPOCHS=20]   (writes OUT_DIR/patches.npy and keras.json)"""
+usage: train_keras.py SEED OUT_DIR [EPOCHS=20]   (writes OUT_DIR/patches.npy and keras.json)
+Importing it gives the data (xtr, ytr, xte), the model class Pinn and the loss nll without
+training (plans/experiments/conv-speed/side_by_side.py times it that way)."""
 import os, sys, json, time
 import numpy as np
 import tensorflow as tf
 import keras
 from keras import layers
 
-seed = int(sys.argv[1]); out = sys.argv[2]; epochs = int(sys.argv[3]) if len(sys.argv) > 3 else 20
-os.makedirs(out, exist_ok=True)
-keras.utils.set_random_seed(seed)
 G = os.environ.get('PTYCHO_GOLDENS', os.path.join(os.path.dirname(__file__), '../../../testdata/goldens')) + '/'
 tr = np.load(G + 'sim_lines_train.npz'); te = np.load(G + 'sim_lines_test.npz')
 N = 64
@@ -82,20 +81,28 @@ class Pinn(keras.Model):
 def nll(y, lam):
     return tf.reduce_mean(lam - y * tf.math.log(lam))
 
-m = Pinn()
-m.compile(optimizer=keras.optimizers.Adam(1e-3), loss=nll)
-t0 = time.time()
-h = m.fit(xtr, ytr, batch_size=16, epochs=epochs, shuffle=True, validation_split=0.05, verbose=2,
-          callbacks=[keras.callbacks.ReduceLROnPlateau(monitor='val_loss', factor=0.5, patience=2, min_lr=1e-4),
-                     keras.callbacks.EarlyStopping(monitor='loss', patience=3)])
-wall = time.time() - t0
-hist = {k: [float(v) for v in vs] for k, vs in h.history.items()}
-# inference on the test scan, batch 32
-re_l, im_l = [], []
-for b in range(0, len(xte), 32):
-    r, i = m.obj(tf.constant(xte[b:b + 32]))
-    re_l.append(r.numpy()); im_l.append(i.numpy())
-patches = (np.concatenate(re_l) + 1j * np.concatenate(im_l)).astype(np.complex64)[..., 0]
-np.save(out + '/patches.npy', patches)
-json.dump({'seed': seed, 'wall_s': wall, 'epochs_run': len(hist['loss']), 'history': hist}, open(out + '/keras.json', 'w'), indent=1)
-print('done', wall)
+def main():
+    seed = int(sys.argv[1]); out = sys.argv[2]; epochs = int(sys.argv[3]) if len(sys.argv) > 3 else 20
+    os.makedirs(out, exist_ok=True)
+    keras.utils.set_random_seed(seed)
+    m = Pinn()
+    m.compile(optimizer=keras.optimizers.Adam(1e-3), loss=nll)
+    t0 = time.time()
+    h = m.fit(xtr, ytr, batch_size=16, epochs=epochs, shuffle=True, validation_split=0.05, verbose=2,
+              callbacks=[keras.callbacks.ReduceLROnPlateau(monitor='val_loss', factor=0.5, patience=2, min_lr=1e-4),
+                         keras.callbacks.EarlyStopping(monitor='loss', patience=3)])
+    wall = time.time() - t0
+    hist = {k: [float(v) for v in vs] for k, vs in h.history.items()}
+    # inference on the test scan, batch 32
+    re_l, im_l = [], []
+    for b in range(0, len(xte), 32):
+        r, i = m.obj(tf.constant(xte[b:b + 32]))
+        re_l.append(r.numpy()); im_l.append(i.numpy())
+    patches = (np.concatenate(re_l) + 1j * np.concatenate(im_l)).astype(np.complex64)[..., 0]
+    np.save(out + '/patches.npy', patches)
+    json.dump({'seed': seed, 'wall_s': wall, 'epochs_run': len(hist['loss']), 'history': hist}, open(out + '/keras.json', 'w'), indent=1)
+    print('done', wall)
+
+
+if __name__ == '__main__':
+    main()
