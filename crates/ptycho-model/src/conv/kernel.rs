@@ -220,6 +220,99 @@ fn forward_image(
     }
 }
 
+/// Output channels up to which a layer is computed directly (shifted multiply-adds over the
+/// planes, no im2col): a gemm with so few rows would spend its time packing.
+const DIRECT_MAX_COUT: usize = 4;
+
+/// The valid output range `lo..hi` along one axis of length `n` for tap offset `k − 1`.
+fn tap_range(k: usize, n: usize) -> (usize, usize) {
+    match k {
+        0 => (1, n),
+        1 => (0, n),
+        _ => (0, n.saturating_sub(1)),
+    }
+}
+
+/// Direct forward of one image for few output channels: `out[o] += w[o, c, t] · shift_t(x[c])`.
+fn direct_forward_image(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    s: Shape,
+    out: &mut [f32],
+) {
+    let (h, w, hw) = (s.h, s.w, s.hw());
+    for o in 0..s.cout {
+        let dst = &mut out[o * hw..(o + 1) * hw];
+        dst.fill(bias.map_or(0.0, |b| b[o]));
+        for c in 0..s.cin {
+            let src = &x[c * hw..(c + 1) * hw];
+            for ky in 0..3 {
+                let (y0, y1) = tap_range(ky, h);
+                for kx in 0..3 {
+                    let (x0, x1) = tap_range(kx, w);
+                    let wv = weight[(o * s.cin + c) * 9 + ky * 3 + kx];
+                    for y in y0..y1 {
+                        let sy = y + ky - 1;
+                        let d = &mut dst[y * w + x0..y * w + x1];
+                        let r = &src[sy * w + x0 + kx - 1..sy * w + x1 + kx - 1];
+                        d.iter_mut().zip(r).for_each(|(a, b)| *a += wv * b);
+                    }
+                }
+            }
+        }
+        if relu {
+            dst.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+    }
+}
+
+/// `⟨a, b⟩` in 8 independent lanes (a sequential f32 sum would not vectorise).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(p, q)| p * q)
+        .sum();
+    for (u, v) in ca.zip(cb) {
+        for l in 0..8 {
+            lanes[l] += u[l] * v[l];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// Direct weight and bias gradient of one image for few output channels, accumulated into
+/// `dw` and `db`: `dw[o, c, t] += ⟨dz[o], shift_t(x[c])⟩`.
+fn direct_weight_grad_image(x: &[f32], dz: &[f32], s: Shape, dw: &mut [f32], db: &mut [f32]) {
+    let (h, w, hw) = (s.h, s.w, s.hw());
+    for o in 0..s.cout {
+        let g = &dz[o * hw..(o + 1) * hw];
+        db[o] += g.iter().sum::<f32>();
+        for c in 0..s.cin {
+            let src = &x[c * hw..(c + 1) * hw];
+            for ky in 0..3 {
+                let (y0, y1) = tap_range(ky, h);
+                for kx in 0..3 {
+                    let (x0, x1) = tap_range(kx, w);
+                    let mut acc = 0.0f32;
+                    for y in y0..y1 {
+                        let sy = y + ky - 1;
+                        let a = &g[y * w + x0..y * w + x1];
+                        let b = &src[sy * w + x0 + kx - 1..sy * w + x1 + kx - 1];
+                        acc += dot(a, b);
+                    }
+                    dw[(o * s.cin + c) * 9 + ky * 3 + kx] += acc;
+                }
+            }
+        }
+    }
+}
+
 /// Forward convolution of `x` (`b × cin × h × w`) with `weight` (`cout × cin × 3 × 3`, i.e.
 /// `cout × 9cin` row-major), plus `bias` (`cout`) and an optional ReLU. Returns `b × cout × h × w`.
 pub(crate) fn forward(
@@ -234,20 +327,24 @@ pub(crate) fn forward(
     assert!(bias.is_none_or(|b| b.len() == s.cout));
     let mut out = vec![0.0f32; s.b * s.cout * s.hw()];
     let (in_img, out_img) = (s.cin * s.hw(), s.cout * s.hw());
+    // A run of images (one thread's chunk, or the whole batch with gemm's threads).
+    let run = |xs: &[f32], os: &mut [f32], threads: usize| {
+        for (o1, x1) in os.chunks_exact_mut(out_img).zip(xs.chunks_exact(in_img)) {
+            if s.cout <= DIRECT_MAX_COUT {
+                direct_forward_image(x1, weight, bias, relu, s, o1);
+            } else {
+                forward_image(x1, weight, bias, relu, s, o1, threads);
+            }
+        }
+    };
     let threads = rayon::current_num_threads();
     if s.b >= threads && threads > 1 {
         let per = chunk_len(s.b, threads);
         out.par_chunks_mut(per * out_img)
             .zip(x.par_chunks(per * in_img))
-            .for_each(|(o, xi)| {
-                for (o1, x1) in o.chunks_exact_mut(out_img).zip(xi.chunks_exact(in_img)) {
-                    forward_image(x1, weight, bias, relu, s, o1, 1);
-                }
-            });
+            .for_each(|(o, xi)| run(xi, o, 1));
     } else {
-        for (o1, x1) in out.chunks_exact_mut(out_img).zip(x.chunks_exact(in_img)) {
-            forward_image(x1, weight, bias, relu, s, o1, threads);
-        }
+        run(x, &mut out, threads);
     }
     out
 }
@@ -283,7 +380,11 @@ pub(crate) fn weight_grad(x: &[f32], dz: &[f32], s: Shape) -> (Vec<f32>, Vec<f32
     assert_eq!(dz.len(), s.b * s.cout * s.hw());
     let (hw, k) = (s.hw(), s.k());
     let (in_img, out_img) = (s.cin * hw, s.cout * hw);
-    // Accumulates the images of one chunk into (dw, db).
+    // Accumulates the images of one chunk into (dw, db). The gemm path sums into `dw`
+    // transposed (`9cin × cout`, i.e. a column-major `cout × 9cin` destination): gemm then
+    // tiles the few output channels as rows and streams the im2col rows, which measured
+    // faster than the row-major destination (plans/BENCHMARKS.md); [`weight_grad`] transposes
+    // the sum back once.
     let chunk = |xs: &[f32], dzs: &[f32], threads: usize| -> (Vec<f32>, Vec<f32>) {
         let mut dw = vec![0.0f32; s.cout * k];
         let mut db = vec![0.0f32; s.cout];
@@ -292,11 +393,15 @@ pub(crate) fn weight_grad(x: &[f32], dz: &[f32], s: Shape) -> (Vec<f32>, Vec<f32
             .zip(dzs.chunks_exact(out_img))
             .enumerate()
         {
+            if s.cout <= DIRECT_MAX_COUT {
+                direct_weight_grad_image(x1, dz1, s, &mut dw, &mut db);
+                continue;
+            }
             with_col(k * hw, |col| {
                 im2col(x1, s.cin, s.h, s.w, col);
                 matmul(
                     &mut dw,
-                    Mat::row_major(s.cout, k),
+                    Mat::row_major(k, s.cout).transposed(),
                     i > 0,
                     dz1,
                     Mat::row_major(s.cout, hw),
@@ -312,7 +417,7 @@ pub(crate) fn weight_grad(x: &[f32], dz: &[f32], s: Shape) -> (Vec<f32>, Vec<f32
         (dw, db)
     };
     let threads = rayon::current_num_threads();
-    if s.b >= threads && threads > 1 {
+    let (mut dw, db) = if s.b >= threads && threads > 1 {
         let per = chunk_len(s.b, threads);
         x.par_chunks(per * in_img)
             .zip(dz.par_chunks(per * out_img))
@@ -325,7 +430,18 @@ pub(crate) fn weight_grad(x: &[f32], dz: &[f32], s: Shape) -> (Vec<f32>, Vec<f32
             .expect("a non-empty batch has one chunk")
     } else {
         chunk(x, dz, threads)
+    };
+    if s.cout > DIRECT_MAX_COUT {
+        // `9cin × cout` → `cout × 9cin`.
+        let t = dw;
+        dw = vec![0.0f32; t.len()];
+        for (kk, row) in t.chunks_exact(s.cout).enumerate() {
+            for (o, v) in row.iter().enumerate() {
+                dw[o * k + kk] = *v;
+            }
+        }
     }
+    (dw, db)
 }
 
 #[cfg(test)]
@@ -392,6 +508,8 @@ mod tests {
             (3, 2, 4, 7, 3),
             (5, 4, 8, 6, 6),
             (2, 3, 2, 1, 9),
+            (2, 3, 6, 5, 7),
+            (3, 1, 9, 1, 4),
         ]
         .iter()
         .enumerate()
@@ -403,18 +521,25 @@ mod tests {
             for relu in [false, true] {
                 let got = forward(&x, &wt, Some(&bias), relu, s);
                 let want = naive(&x, &wt, Some(&bias), relu, s);
-                assert!(max_diff(&got, &want) < 1e-5, "{s:?} relu={relu}");
+                let e = max_diff(&got, &want);
+                assert!(e < 1e-5, "{s:?} relu={relu}: {e}");
             }
         }
     }
 
     #[test]
     fn gradients_are_the_adjoint_of_the_forward() {
-        // <conv(x; w), dz> = <x, input_grad(dz; w)> = <w, weight_grad(x, dz)>.
+        // Direct (cout ≤ 4) and im2col paths.
+        adjoint(4);
+        adjoint(6);
+    }
+
+    /// <conv(x; w), dz> = <x, input_grad(dz; w)> = <w, weight_grad(x, dz)>.
+    fn adjoint(cout: usize) {
         let s = Shape {
             b: 3,
             cin: 5,
-            cout: 4,
+            cout,
             h: 7,
             w: 6,
         };
@@ -441,5 +566,78 @@ mod tests {
             })
             .collect();
         assert!(max_diff(&db, &want_db) < 1e-4);
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    /// Phase times of one layer (not a test of anything: `cargo test --release -p ptycho-model
+    /// --lib conv::kernel::timing -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn phases() {
+        let mut tot = [0.0f64; 3];
+        // The N = 64, nfs = 2 model: encoder, one decoder (run twice), their heads.
+        let layers = [
+            (1, 64, 64, 1),
+            (64, 64, 64, 1),
+            (64, 128, 32, 1),
+            (128, 128, 32, 1),
+            (128, 256, 16, 1),
+            (256, 256, 16, 1),
+            (256, 128, 8, 2),
+            (128, 128, 8, 2),
+            (128, 64, 16, 2),
+            (64, 64, 16, 2),
+            (60, 1, 32, 2),
+            (4, 64, 32, 2),
+            (64, 64, 32, 2),
+            (64, 1, 64, 2),
+        ];
+        for &(cin, cout, h, times) in &layers {
+            let s = Shape {
+                b: 16,
+                cin,
+                cout,
+                h,
+                w: h,
+            };
+            let x: Vec<f32> = (0..s.b * cin * h * h)
+                .map(|i| ((i * 7919) % 1000) as f32 / 1e3)
+                .collect();
+            let wt: Vec<f32> = (0..cout * cin * 9)
+                .map(|i| ((i * 104729) % 1000) as f32 / 1e3 - 0.5)
+                .collect();
+            let dz: Vec<f32> = (0..s.b * cout * h * h)
+                .map(|i| ((i * 31) % 1000) as f32 / 1e3 - 0.5)
+                .collect();
+            let t = |f: &dyn Fn()| {
+                f();
+                let t0 = std::time::Instant::now();
+                for _ in 0..5 {
+                    f();
+                }
+                t0.elapsed().as_secs_f64() / 5.0 * 1e3
+            };
+            let gf = 2.0 * (s.b * cout * cin * 9 * h * h) as f64 / 1e9;
+            let f = t(&|| drop(forward(&x, &wt, None, true, s)));
+            let dx = t(&|| drop(input_grad(&dz, &wt, s)));
+            let dw = t(&|| drop(weight_grad(&x, &dz, s)));
+            tot[0] += f * times as f64;
+            tot[1] += if cin > 4 { dx * times as f64 } else { 0.0 };
+            tot[2] += dw * times as f64;
+            println!(
+                "{cin}→{cout}@{h}: fwd {f:.2} ms ({:.0} GF/s), dx {dx:.2} ms ({:.0}), dw {dw:.2} ms ({:.0})",
+                gf / f * 1e3,
+                gf / dx * 1e3,
+                gf / dw * 1e3
+            );
+        }
+        println!(
+            "model total: fwd {:.1} ms, dx {:.1} ms, dw {:.1} ms",
+            tot[0], tot[1], tot[2]
+        );
     }
 }
