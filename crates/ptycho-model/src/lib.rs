@@ -8,12 +8,12 @@
 //! are channels-last `(B, N, N, C)` with positions `(B, 1, 2, C)`; ptycho-workflows converts.
 //!
 //! Modules, each using only those before it: `complex`, `ops` (Burn ops, DFT matrices) →
-//! `physics` (array-level) → `reassembly` → `network` → `loss` → `train` → `supervised`; `error` is below all
+//! `physics` (array-level) → `reassembly` → `conv` (the 3×3 convolution, a backend extension) → `network` → `loss` → `train` → `supervised`; `error` is below all
 //! of them, `device` uses only `error`.
 //!
 //! - [`PtychoPinn::autoencoder`] (training view) → [`AutoencoderOutput`]
 //! - [`PtychoPinn::diffraction_to_obj`] (inference view) → [`ComplexTensor`]
-//! - [`loss()`], [`TrainStep`], [`DeviceKind`].
+//! - [`loss()`], [`TrainStep`], [`DeviceKind`], [`ConvKernel`].
 //! - [`SupervisedNet`] and [`SupervisedStep`]: the supervised baseline (spec §5.4).
 
 pub mod complex;
@@ -29,6 +29,7 @@ pub mod supervised;
 pub mod train;
 
 pub use complex::ComplexTensor;
+pub use conv::ConvKernel;
 pub use device::DeviceKind;
 pub use error::ModelError;
 pub use loss::{LossTerms, LossWeights, PixelMask, loss, loss_with, poisson_nll, supervised_loss};

@@ -17,7 +17,7 @@ use num_complex::Complex64;
 use ptycho_config::{AmpActivation, Params};
 
 use crate::complex::ComplexTensor;
-use crate::conv;
+use crate::conv::{self, ConvKernel};
 use crate::error::ModelError;
 use crate::ops::{self, DftMats, tensor_from, tensor2};
 use crate::physics;
@@ -47,9 +47,9 @@ impl ConvPool {
             c2: conv3(nf, nf, device),
         }
     }
-    pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = conv::apply(&self.c1, x, true);
-        let x = conv::apply(&self.c2, x, true);
+    pub(crate) fn forward(&self, x: Tensor<4>, k: ConvKernel) -> Tensor<4> {
+        let x = conv::apply(&self.c1, x, true, k);
+        let x = conv::apply(&self.c2, x, true, k);
         max_pool2d(x, MaxPoolOptions::new([2, 2]))
     }
 }
@@ -68,9 +68,9 @@ impl ConvUp {
             c2: conv3(nf, nf, device),
         }
     }
-    pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = conv::apply(&self.c1, x, true);
-        let x = conv::apply(&self.c2, x, true);
+    pub(crate) fn forward(&self, x: Tensor<4>, k: ConvKernel) -> Tensor<4> {
+        let x = conv::apply(&self.c1, x, true, k);
+        let x = conv::apply(&self.c2, x, true, k);
         let [_, _, h, w] = x.dims();
         interpolate(
             x,
@@ -143,9 +143,10 @@ impl Decoder {
         border: &Tensor<4>,
         act: impl Fn(Tensor<4>) -> Tensor<4>,
     ) -> Tensor<4> {
+        let k = h.conv;
         let mut x = z;
         for b in &self.blocks {
-            x = b.forward(x);
+            x = b.forward(x, k);
         }
         let [_, f, _, _] = x.dims();
         let n = h.n;
@@ -155,19 +156,20 @@ impl Decoder {
                     conv1,
                     x.clone().narrow(1, 0, f - C_OUTER),
                     false,
+                    k,
                 ));
                 let q = n / 4;
                 let x1 = core.pad([(q, q), (q, q)], PadMode::Constant(0.0));
                 match (border_up, border_conv) {
                     (Some(up), Some(c2)) => {
-                        let border_in = up.forward(x.narrow(1, f - C_OUTER, C_OUTER));
-                        let x2 = activation::silu(conv::apply(c2, border_in, false));
+                        let border_in = up.forward(x.narrow(1, f - C_OUTER, C_OUTER), k);
+                        let x2 = activation::silu(conv::apply(c2, border_in, false, k));
                         x1 + x2 * border.clone()
                     }
                     _ => x1,
                 }
             }
-            (None, Some(up), Some(c2)) => act(conv::apply(c2, up.forward(x), false)),
+            (None, Some(up), Some(c2)) => act(conv::apply(c2, up.forward(x, k), false, k)),
             _ => unreachable!("decoder head is built with conv1 or conv2"),
         }
     }
@@ -272,6 +274,9 @@ pub struct Hyper {
     /// Normalised probe, row-major N×N, real and imaginary parts.
     pub probe_re: Vec<f64>,
     pub probe_im: Vec<f64>,
+    /// The 3×3 convolution implementation (not a parameter of the model: results agree
+    /// within f32 rounding).
+    pub conv: ConvKernel,
 }
 
 /// Output of the autoencoder view.
@@ -413,7 +418,15 @@ impl PtychoPinn {
             s,
             probe_re: probe.iter().map(|z| z.re).collect(),
             probe_im: probe.iter().map(|z| z.im).collect(),
+            conv: ConvKernel::default(),
         })
+    }
+
+    /// The same model with its 3×3 convolutions computed by `kernel` (the default is
+    /// [`ConvKernel::Extension`]).
+    pub fn with_conv_kernel(mut self, kernel: ConvKernel) -> Self {
+        self.hyper.conv = kernel;
+        self
     }
 
     /// Architecture and physics constants.
@@ -457,7 +470,7 @@ impl PtychoPinn {
         let h = &self.hyper;
         let mut z = x_scaled / h.s;
         for b in &self.encoder {
-            z = b.forward(z);
+            z = b.forward(z, h.conv);
         }
         let act = h.amp_act;
         let a = self

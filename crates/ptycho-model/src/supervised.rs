@@ -16,7 +16,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use ptycho_config::Params;
 
-use crate::conv;
+use crate::conv::{self, ConvKernel};
 use crate::error::ModelError;
 use crate::loss::supervised_loss;
 use crate::network::{ConvPool, ConvUp, ForceInit, INIT_LOCK, conv3};
@@ -52,9 +52,9 @@ impl SupervisedDecoder {
     fn forward(&self, z: Tensor<4>) -> Tensor<4> {
         let mut x = z;
         for b in &self.blocks {
-            x = b.forward(x);
+            x = b.forward(x, ConvKernel::default());
         }
-        conv::apply(&self.head, x, false)
+        conv::apply(&self.head, x, false, ConvKernel::default())
     }
 }
 
@@ -135,7 +135,7 @@ impl SupervisedNet {
         }
         let mut z = x;
         for blk in &self.encoder {
-            z = blk.forward(z);
+            z = blk.forward(z, ConvKernel::default());
         }
         Ok((self.amp.forward(z.clone()), self.phase.forward(z)))
     }

@@ -510,6 +510,11 @@ mod tests {
             (2, 3, 2, 1, 9),
             (2, 3, 6, 5, 7),
             (3, 1, 9, 1, 4),
+            // More input channels: odd and even sizes, a single pixel, one row.
+            (2, 17, 6, 5, 7),
+            (1, 16, 8, 1, 1),
+            (2, 16, 5, 3, 8),
+            (3, 20, 7, 8, 8),
         ]
         .iter()
         .enumerate()
@@ -529,16 +534,18 @@ mod tests {
 
     #[test]
     fn gradients_are_the_adjoint_of_the_forward() {
-        // Direct (cout ≤ 4) and im2col paths.
-        adjoint(4);
-        adjoint(6);
+        // Direct (cout ≤ 4) and im2col paths, narrow and wide.
+        adjoint(4, 5);
+        adjoint(6, 5);
+        adjoint(6, 18);
+        adjoint(20, 18);
     }
 
     /// <conv(x; w), dz> = <x, input_grad(dz; w)> = <w, weight_grad(x, dz)>.
-    fn adjoint(cout: usize) {
+    fn adjoint(cout: usize, cin: usize) {
         let s = Shape {
             b: 3,
-            cin: 5,
+            cin,
             cout,
             h: 7,
             w: 6,

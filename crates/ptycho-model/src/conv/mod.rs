@@ -242,9 +242,28 @@ pub fn conv3x3(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, relu: bool) -> 
     ))
 }
 
+/// Which implementation the network's 3×3 convolutions use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConvKernel {
+    /// [`conv3x3`]: our kernels on flex, Burn's conv on the other backends.
+    #[default]
+    Extension,
+    /// Burn's `Conv2d::forward` then ReLU on every backend (the path before the extension;
+    /// kept to compare trajectories and speed against).
+    Burn,
+}
+
 /// Applies a `Conv2d` built by `network::conv3` (3×3, stride 1, padding 1, with bias) through
-/// [`conv3x3`].
-pub(crate) fn apply(c: &Conv2d, x: Tensor<4>, relu: bool) -> Tensor<4> {
+/// the chosen implementation.
+pub(crate) fn apply(c: &Conv2d, x: Tensor<4>, relu: bool, kernel: ConvKernel) -> Tensor<4> {
+    if kernel == ConvKernel::Burn {
+        let y = c.forward(x);
+        return if relu {
+            burn::tensor::activation::relu(y)
+        } else {
+            y
+        };
+    }
     let w = c.weight.val();
     let [cout, _, kh, kw] = w.dims();
     debug_assert_eq!((kh, kw), (3, 3));
@@ -328,7 +347,7 @@ mod tests {
             let x = Tensor::<4>::random([b, cin, h, w], Distribution::Normal(0.0, 1.0), &device)
                 .require_grad();
             let relu = i % 3 != 2;
-            let ours = apply(&c, x.clone(), relu);
+            let ours = apply(&c, x.clone(), relu, ConvKernel::Extension);
             let theirs = reference(&c, x.clone(), relu);
             let e = max_rel(ours.clone(), theirs.clone());
             assert!(e < 1e-5, "forward {:?}: {e}", (b, cin, cout, h, w));
@@ -357,7 +376,12 @@ mod tests {
         let c = layer(3, 4, &device);
         let x = Tensor::<4>::random([2, 5, 6, 6], Distribution::Normal(0.0, 1.0), &device);
         let xs = x.narrow(1, 1, 3);
-        assert!(max_rel(apply(&c, xs.clone(), true), reference(&c, xs, true)) < 1e-6);
+        assert!(
+            max_rel(
+                apply(&c, xs.clone(), true, ConvKernel::Extension),
+                reference(&c, xs, true)
+            ) < 1e-6
+        );
         let mut c64 = c.clone();
         c64.weight = Param::from_tensor(c.weight.val().cast(DType::F64));
         c64.bias = Some(Param::from_tensor(
@@ -365,7 +389,7 @@ mod tests {
         ));
         let x64 = Tensor::<4>::random([2, 3, 5, 5], Distribution::Normal(0.0, 1.0), &device)
             .cast(DType::F64);
-        let y = apply(&c64, x64.clone(), false);
+        let y = apply(&c64, x64.clone(), false, ConvKernel::Extension);
         assert_eq!(y.dtype(), DType::F64);
         assert!(max_rel(y, reference(&c64, x64, false)) < 1e-12);
     }

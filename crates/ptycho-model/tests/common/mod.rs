@@ -44,3 +44,33 @@ pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
         .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
     diff / scale.max(1e-30)
 }
+
+/// Collects each float parameter's gradient (empty when it has none), in visit order.
+pub struct CollectGrads<'a>(
+    pub &'a burn::optim::GradientsParams,
+    pub &'a mut Vec<Vec<f64>>,
+);
+
+impl burn::module::ModuleVisitor for CollectGrads<'_> {
+    fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<burn::tensor::Tensor<D>>) {
+        let v = self
+            .0
+            .get::<D>(p.id)
+            .map(|t| {
+                t.into_data()
+                    .convert::<f64>()
+                    .try_into_vec::<f64>()
+                    .unwrap()
+            })
+            .unwrap_or_default();
+        self.1.push(v);
+    }
+}
+
+/// ‖a − b‖ / ‖b‖ (0 for two empty vectors).
+pub fn rel_l2(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let d: f64 = a.iter().zip(b).map(|(u, v)| (u - v) * (u - v)).sum();
+    let n: f64 = b.iter().map(|v| v * v).sum();
+    if n == 0.0 { d.sqrt() } else { (d / n).sqrt() }
+}
