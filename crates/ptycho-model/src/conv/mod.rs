@@ -17,7 +17,7 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::ops::{ActivationOps, ConvOptions, ModuleOps};
+use burn::backend::ops::{ConvOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::nn::conv::Conv2d;
@@ -25,6 +25,17 @@ use burn::tensor::{DType, Tensor, TensorData};
 
 fn same_3x3() -> ConvOptions<2> {
     ConvOptions::new([1, 1], [1, 1], [1, 1], 1)
+}
+
+/// Burn's own path on backend `B`: `conv2d` then ReLU.
+fn burn_conv3x3<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    bias: FloatTensor<B>,
+    relu: bool,
+) -> FloatTensor<B> {
+    let y = B::conv2d(x, weight, Some(bias), same_3x3());
+    if relu { B::relu(y) } else { y }
 }
 
 /// A 3×3, stride-1, padding-1 convolution with its own forward and backward kernels.
@@ -45,8 +56,7 @@ pub trait Conv3x3Backend: Backend {
         bias: FloatTensor<Self>,
         relu: bool,
     ) -> FloatTensor<Self> {
-        let y = Self::conv2d(x, weight, Some(bias), same_3x3());
-        if relu { Self::relu(y) } else { y }
+        burn_conv3x3::<Self>(x, weight, bias, relu)
     }
 
     /// `∂L/∂x` from `dz = ∂L/∂(conv + bias)`.
@@ -117,10 +127,7 @@ impl Conv3x3Backend for Flex {
             let y = kernel::forward(&xv, &wv, Some(&bv), relu, s);
             Some(flex_tensor(y, [s.b, s.cout, s.h, s.w]))
         });
-        fast.unwrap_or_else(|| {
-            let y = Self::conv2d(x, weight, Some(bias), same_3x3());
-            if relu { Self::relu(y) } else { y }
-        })
+        fast.unwrap_or_else(|| burn_conv3x3::<Self>(x, weight, bias, relu))
     }
 
     fn conv3x3_input_grad(x: FlexTensor, weight: FlexTensor, dz: FlexTensor) -> FlexTensor {
@@ -323,8 +330,20 @@ mod tests {
         let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let device = Device::flex().autodiff();
         device.seed(3);
-        // (batch, cin, cout, h, w)
+        // (batch, cin, cout, h, w): the N = 64 model's layers at nfs = 1 and nfs = 2 (the
+        // default), then odd sizes, batch 1 and batches that split unevenly over the threads.
         let shapes = [
+            (2, 1, 64, 64, 64),
+            (2, 64, 64, 64, 64),
+            (2, 64, 128, 32, 32),
+            (2, 128, 128, 32, 32),
+            (2, 128, 256, 16, 16),
+            (2, 256, 256, 16, 16),
+            (2, 256, 128, 8, 8),
+            (2, 128, 64, 16, 16),
+            (2, 60, 1, 32, 32),
+            (2, 4, 64, 32, 32),
+            (2, 64, 1, 64, 64),
             (2, 1, 32, 64, 64),
             (2, 4, 32, 64, 64),
             (2, 32, 32, 64, 64),
