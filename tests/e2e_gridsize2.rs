@@ -115,8 +115,9 @@ fn gridsize2_train_infer_evaluate_canvas_covers_every_group() {
         "--output-dir",
         s(&inf),
     ]);
+    // One group per test scan point (issue #19).
     assert!(
-        out.contains("8 groups (32 patterns, N = 64, gridsize = 2)"),
+        out.contains("32 groups (128 patterns, N = 64, gridsize = 2)"),
         "{out}"
     );
 
@@ -130,7 +131,7 @@ fn gridsize2_train_infer_evaluate_canvas_covers_every_group() {
     assert_eq!(m, InferenceConfig::default().stitch_crop);
 
     let centres = infer_group_centres(&test);
-    assert_eq!(centres.len(), 8);
+    assert_eq!(centres.len(), 32);
     // Every centre is the mean of 4 scan positions, so it lies within their bounding box.
     let raw = RawData::from_npz(&test).unwrap();
     let (xs, ys) = (raw.xcoords.to_vec(), raw.ycoords.to_vec());
