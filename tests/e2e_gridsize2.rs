@@ -68,7 +68,11 @@ fn gridsize2_train_infer_evaluate_canvas_covers_every_group() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     let (train, test) = (t.join("train.npz"), t.join("test.npz"));
-    for (path, n, seed) in [(&train, "48", "21"), (&test, "32", "22")] {
+    // The test scan on a 128-px object: 32 positions 11 px apart, so that every group (its seed
+    // and 3 of the seed's 7 nearest neighbours) is compact and the merged object of a group
+    // covers its stitching crop. (On the default 224-px object they are 28 px apart, wider than
+    // a patch's core, and an undertrained model's crop can hold exact zeros.)
+    for (path, n, seed, side) in [(&train, "48", "21", "224"), (&test, "32", "22", "128")] {
         ok(&[
             "simulate",
             "--output",
@@ -77,6 +81,8 @@ fn gridsize2_train_infer_evaluate_canvas_covers_every_group() {
             n,
             "--seed",
             seed,
+            "--object-size",
+            side,
         ]);
     }
 
