@@ -322,7 +322,7 @@ fn gridsize2_archive_decides_over_test_data() {
         s(&out_dir),
     ]);
     assert!(
-        out.contains("8 groups (32 patterns, N = 64, gridsize = 2)"),
+        out.contains("32 groups (128 patterns, N = 64, gridsize = 2)"),
         "{out}"
     );
     assert!(out_dir.join("reconstruction.npz").is_file());

@@ -1,5 +1,5 @@
 //! End-to-end tests of the settings surface through the real `ptycho` binary: gridsize 3 from
-//! training to reconstruction without inference settings (K = max(4, gridsize²)), the inference
+//! training to reconstruction without inference settings (K = max(7, gridsize²)), the inference
 //! sampling flags, the common flags every command shares (`--quiet`, `--device`), and config files
 //! in YAML as the reference writes them.
 
@@ -122,10 +122,10 @@ fn gridsize3_trains_and_reconstructs_without_settings() {
         s(&inf),
     ];
     let o = ok(&args);
-    // total // C = 36 // 9 = 4 groups of 9 patterns.
+    // One group of 9 patterns per scan point: 36 groups.
     assert!(
         o.stdout
-            .contains("4 groups (36 patterns, N = 64, gridsize = 3)"),
+            .contains("36 groups (324 patterns, N = 64, gridsize = 3)"),
         "{}",
         o.stdout
     );
@@ -146,7 +146,7 @@ fn gridsize3_trains_and_reconstructs_without_settings() {
     assert!(o.stdout.contains("gridsize = 3"), "{}", o.stdout);
     assert_eq!(finite_object(&quiet), object, "seeded: the same groups");
 
-    // The sampling flags reach the grouping: 27 of the 36 points → 3 groups.
+    // The sampling flags reach the grouping: 27 of the 36 points → 27 groups.
     let sub = t.join("sub");
     let o = ok(&[
         "infer",
@@ -164,7 +164,7 @@ fn gridsize3_trains_and_reconstructs_without_settings() {
         "12",
         "-q",
     ]);
-    assert!(o.stdout.contains("3 groups (27 patterns"), "{}", o.stdout);
+    assert!(o.stdout.contains("27 groups (243 patterns"), "{}", o.stdout);
     finite_object(&sub);
 
     // An explicit K too small for the model: one line naming the flag, nothing written.

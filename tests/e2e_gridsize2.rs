@@ -68,7 +68,11 @@ fn gridsize2_train_infer_evaluate_canvas_covers_every_group() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     let (train, test) = (t.join("train.npz"), t.join("test.npz"));
-    for (path, n, seed) in [(&train, "48", "21"), (&test, "32", "22")] {
+    // The test scan on a 128-px object: 32 positions 11 px apart, so that every group (its seed
+    // and 3 of the seed's 7 nearest neighbours) is compact and the merged object of a group
+    // covers its stitching crop. (On the default 224-px object they are 28 px apart, wider than
+    // a patch's core, and an undertrained model's crop can hold exact zeros.)
+    for (path, n, seed, side) in [(&train, "48", "21", "224"), (&test, "32", "22", "128")] {
         ok(&[
             "simulate",
             "--output",
@@ -77,6 +81,8 @@ fn gridsize2_train_infer_evaluate_canvas_covers_every_group() {
             n,
             "--seed",
             seed,
+            "--object-size",
+            side,
         ]);
     }
 
@@ -115,8 +121,9 @@ fn gridsize2_train_infer_evaluate_canvas_covers_every_group() {
         "--output-dir",
         s(&inf),
     ]);
+    // One group per test scan point (issue #19).
     assert!(
-        out.contains("8 groups (32 patterns, N = 64, gridsize = 2)"),
+        out.contains("32 groups (128 patterns, N = 64, gridsize = 2)"),
         "{out}"
     );
 
@@ -130,7 +137,7 @@ fn gridsize2_train_infer_evaluate_canvas_covers_every_group() {
     assert_eq!(m, InferenceConfig::default().stitch_crop);
 
     let centres = infer_group_centres(&test);
-    assert_eq!(centres.len(), 8);
+    assert_eq!(centres.len(), 32);
     // Every centre is the mean of 4 scan positions, so it lies within their bounding box.
     let raw = RawData::from_npz(&test).unwrap();
     let (xs, ys) = (raw.xcoords.to_vec(), raw.ycoords.to_vec());

@@ -187,9 +187,9 @@ fn supervised_gridsize2_flattens_patterns_and_reconstructs() {
         "--output-dir",
         s(&inf),
     ]);
-    // 8 groups of 4 patterns, each pattern one patch at its own scan position.
+    // One group of 4 patterns per scan point, each pattern one patch at its own scan position.
     assert!(
-        out.contains("8 groups (32 patterns, N = 64, gridsize = 2)"),
+        out.contains("32 groups (128 patterns, N = 64, gridsize = 2)"),
         "{out}"
     );
     let recon = RawReconstruction::read(&inf.join("reconstruction.npz"));

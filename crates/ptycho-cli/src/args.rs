@@ -448,8 +448,9 @@ pub struct InferenceOverrides {
     /// Output directory (created if missing). Default: inference_outputs.
     #[arg(long, visible_alias = "output_dir", value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
-    /// Number of groups to reconstruct (≥ 1). Default: none (every scan point at gridsize 1,
-    /// points / gridsize² at gridsize > 1; the gridsize is the model's).
+    /// Number of groups to reconstruct (≥ 1; at most one per scan point unless oversampling is
+    /// enabled). Default: none (one group per scan point, seeded by it, at any gridsize: the
+    /// groups cover the scan).
     #[arg(long, visible_aliases = ["n_groups", "n-images", "n_images"], value_name = "INT")]
     pub n_groups: Option<usize>,
     /// Scan points to subsample before grouping (≥ 1). Default: none (all points).
@@ -458,8 +459,9 @@ pub struct InferenceOverrides {
     /// Seed of the subsampling. Default: none (the grouping seed).
     #[arg(long, visible_alias = "subsample_seed", value_name = "INT")]
     pub subsample_seed: Option<u64>,
-    /// K, neighbours considered per group at gridsize > 1 (K ≥ the model's gridsize²). Default:
-    /// none (max(4, gridsize²) with the model's gridsize: 4 up to gridsize 2, 9 at gridsize 3).
+    /// K, neighbours considered per group at gridsize > 1: a group is its seed and gridsize² − 1
+    /// of the seed's K nearest neighbours (K ≥ the model's gridsize²). Default: none
+    /// (max(7, gridsize²) with the model's gridsize: 7 up to gridsize 2, 9 at gridsize 3).
     #[arg(long, visible_aliases = ["neighbor_count", "K"], value_name = "INT")]
     pub neighbor_count: Option<usize>,
     /// Seed of the grouping draw. Default: 45.

@@ -84,3 +84,39 @@ fn bench_rejects_an_unknown_target() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("warp") && err.contains("stitch_ms"), "{err}");
 }
+
+/// `--quality`'s options are refused before anything runs when they cannot work: its sub-options
+/// without `--quality`, the throughput options with it, several devices, an unknown object or
+/// gridsize.
+#[test]
+fn bench_quality_refuses_bad_options_up_front() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_ptycho"))
+            .arg("bench")
+            .args(args)
+            .output()
+            .expect("run ptycho bench");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for args in [
+        &["--long"][..],
+        &["--seeds", "1"],
+        &["--untrained"],
+        &["--quality", "--only", "stitch"],
+        &["--quality", "--quick"],
+        &["--quality", "--objects", "grf"],
+    ] {
+        let (code, err) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+    let (code, err) = run(&["--quality", "--device", "flex,tch-cpu"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--quality runs on one device"), "{err}");
+    let (code, err) = run(&["--quality", "--gridsizes", "1,5"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--gridsizes: 5"), "{err}");
+}

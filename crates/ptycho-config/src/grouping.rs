@@ -22,6 +22,12 @@ pub struct GroupingConfig {
     pub enable_oversampling: bool,
     /// Neighbour pool size for oversampling (None = `neighbor_count`), ≥ 1 when given.
     pub neighbor_pool_size: Option<usize>,
+    /// Each seed is the first member of its own group, the other C − 1 members drawn from its K
+    /// nearest neighbours (inference at gridsize ≥ 2: every group sits on its seed, so one group
+    /// per scan point covers the scan). False: all C members drawn from the K nearest neighbours,
+    /// the seed excluded (the reference's `generate_grouped_data`, training). Not used by
+    /// oversampling or at gridsize 1.
+    pub seed_in_group: bool,
 }
 
 impl Default for GroupingConfig {
@@ -41,6 +47,7 @@ impl TrainingConfig {
             sequential_sampling: self.sequential_sampling,
             enable_oversampling: self.enable_oversampling,
             neighbor_pool_size: self.neighbor_pool_size,
+            seed_in_group: false,
         }
     }
 }
@@ -78,6 +85,7 @@ mod tests {
                 sequential_sampling: true,
                 enable_oversampling: true,
                 neighbor_pool_size: Some(5),
+                seed_in_group: false,
             }
         );
         assert!(g.into_inner().validate().is_ok());
@@ -86,7 +94,7 @@ mod tests {
     }
 
     #[test]
-    fn inference_grouping_uses_the_reference_count_and_seed() {
+    fn inference_grouping_seeds_a_group_on_each_point() {
         let cfg = InferenceConfig {
             n_groups: Some(10),
             neighbor_count: Some(7),
@@ -96,8 +104,16 @@ mod tests {
         .unwrap();
         let g = cfg.grouping(100, 2).unwrap();
         assert_eq!((g.n_groups, g.neighbor_count, g.seed), (10, 7, 45));
-        assert!(!g.sequential_sampling);
-        assert_eq!(cfg.grouping(12, 2).unwrap().n_groups, 3);
-        assert_eq!(cfg.grouping(3, 2).unwrap().n_groups, 1);
+        assert!(!g.sequential_sampling && g.seed_in_group);
+        // At most one group per scan point (no longer total / gridsize²).
+        assert_eq!(cfg.grouping(12, 2).unwrap().n_groups, 10);
+        assert_eq!(cfg.grouping(3, 2).unwrap().n_groups, 3);
+        let all = InferenceConfig::default().validate().unwrap();
+        let g = all.grouping(512, 2).unwrap();
+        assert_eq!((g.n_groups, g.neighbor_count), (512, 7));
+        assert!(
+            !GroupingConfig::default().seed_in_group,
+            "training keeps the reference's draw"
+        );
     }
 }

@@ -12,10 +12,12 @@ use crate::model::ModelConfig;
 /// M an evaluation uses when neither its settings nor the reconstruction name one.
 pub const DEFAULT_STITCH_CROP: usize = 20;
 
-/// K of the reference (`neighbor_count = 4`); an inference without an explicit K takes
+/// Default K of an inference: 7, as the reference's own evaluation (`scripts/compare_models.py`,
+/// `neighbor_count=7`) and Ptychodus's PtychoPINN inference settings (`NumNearestNeighbors`) use;
+/// the reference's `inference.py` used 4. An inference without an explicit K takes
 /// `max(DEFAULT_NEIGHBOR_COUNT, gridsize²)` with the archive's gridsize (see
 /// [`InferenceConfig::neighbor_count_for`]).
-pub const DEFAULT_NEIGHBOR_COUNT: usize = 4;
+pub const DEFAULT_NEIGHBOR_COUNT: usize = 7;
 
 /// Everything an inference run needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,17 +29,18 @@ pub struct InferenceConfig {
     pub model_path: Option<PathBuf>,
     /// Test NPZ (required by the reference). Legacy key `test_data_file_path`.
     pub test_data_file: Option<PathBuf>,
-    /// Groups to form (None = use all points; no 512 default; see [`InferenceConfig::group_count`]).
-    /// `n_images` is the deprecated alias.
+    /// Groups to form (None = one per scan point, covering the scan; no 512 default; see
+    /// [`InferenceConfig::group_count`]). `n_images` is the deprecated alias.
     #[serde(alias = "n_images")]
     pub n_groups: Option<usize>,
     /// Scan points to subsample before grouping (None = all).
     pub n_subsample: Option<usize>,
     /// Seed of that subsampling.
     pub subsample_seed: Option<u64>,
-    /// K of the nearest-neighbour grouping; K ≥ C when given. None = `max(4, C)` with the
+    /// K of the nearest-neighbour grouping; K ≥ C when given. None = `max(7, C)` with the
     /// archive's C = gridsize², so that a model of any gridsize reconstructs without settings
-    /// (the reference's fixed K = 4 cannot group a gridsize-3 model).
+    /// (the reference's `inference.py` fixed K = 4, which cannot group a gridsize-3 model; its
+    /// `compare_models.py` and Ptychodus use 7).
     pub neighbor_count: Option<usize>,
     /// The reference's debug flag (kept in the legacy view; no effect here).
     pub debug: bool,
@@ -109,17 +112,20 @@ impl InferenceConfig {
         }
     }
 
-    /// Number of groups the reference inference forms (spec §11.3) from `total` scan points at
-    /// `gridsize` (the archive's): gridsize 1 → `min(n_groups, total)` (all points when
-    /// `n_groups` is None); gridsize > 1 → `max(1, min(n_groups, total / gridsize²))`. Never 0.
+    /// Number of groups an inference forms from `total` scan points with a model of `gridsize`
+    /// (the archive's): `n_groups` when given, else `total` — one group per scan point, seeded by
+    /// it, so that the groups cover the scan at any gridsize (as the reference's own evaluation,
+    /// `compare_models.py`, does; its `inference.py` formed only `total / gridsize²` groups at
+    /// gridsize > 1, which leaves holes in the stitched canvas).
+    /// At most `total` (each group needs a seed of its own), except at gridsize > 1 with
+    /// oversampling enabled. Never 0.
     pub fn group_count(&self, total: usize, gridsize: usize) -> usize {
-        let c = gridsize * gridsize;
-        let requested = self.n_groups;
-        let count = if c <= 1 {
-            requested.map_or(total, |k| k.min(total))
+        let requested = self.n_groups.unwrap_or(total);
+        let oversample = gridsize > 1 && self.enable_oversampling;
+        let count = if oversample {
+            requested
         } else {
-            let cap = total / c;
-            requested.map_or(cap, |k| k.min(cap))
+            requested.min(total)
         };
         count.max(1)
     }
@@ -138,7 +144,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn group_counts_follow_the_reference() {
+    fn one_group_per_scan_point_at_any_gridsize() {
         let count = |n_groups: Option<usize>, total: usize, gridsize: usize| {
             InferenceConfig {
                 n_groups,
@@ -149,10 +155,21 @@ mod tests {
         assert_eq!(count(None, 100, 1), 100);
         assert_eq!(count(Some(30), 100, 1), 30);
         assert_eq!(count(Some(300), 100, 1), 100);
-        assert_eq!(count(None, 100, 2), 25);
+        // gridsize 2: no longer capped at total / 4 = 25 (issue #19).
+        assert_eq!(count(None, 100, 2), 100);
         assert_eq!(count(Some(10), 100, 2), 10);
-        assert_eq!(count(Some(80), 100, 2), 25);
-        assert_eq!(count(None, 3, 2), 1);
+        assert_eq!(count(Some(80), 100, 2), 80);
+        assert_eq!(count(Some(300), 100, 2), 100);
+        assert_eq!(count(None, 3, 2), 3);
+        assert_eq!(count(None, 0, 2), 1);
+        // More groups than points only with oversampling, and only at gridsize > 1.
+        let over = InferenceConfig {
+            n_groups: Some(300),
+            enable_oversampling: true,
+            ..Default::default()
+        };
+        assert_eq!(over.group_count(100, 2), 300);
+        assert_eq!(over.group_count(100, 1), 100);
     }
 
     #[test]
@@ -161,7 +178,7 @@ mod tests {
         assert_eq!(auto.neighbor_count, None);
         assert_eq!(
             [1, 2, 3, 4].map(|g| auto.neighbor_count_for(g)),
-            [4, 4, 9, 16]
+            [7, 7, 9, 16]
         );
         let k5 = InferenceConfig {
             neighbor_count: Some(5),

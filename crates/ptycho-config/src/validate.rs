@@ -372,9 +372,10 @@ impl Valid<TrainingConfig> {
 
 impl Valid<InferenceConfig> {
     /// The grouping settings of an inference on `total` scan points with a model of `gridsize`
-    /// (the archive's): [`InferenceConfig::group_count`] groups, random seeds, K from
-    /// [`InferenceConfig::neighbor_count_for`]. A configured K smaller than the model's group
-    /// size C = gridsize² is refused, naming the key and the flag.
+    /// (the archive's): [`InferenceConfig::group_count`] groups (one per scan point unless
+    /// `n_groups` says otherwise; a random draw of seeds when fewer), each seed the first member
+    /// of its group, K from [`InferenceConfig::neighbor_count_for`]. A configured K smaller than
+    /// the model's group size C = gridsize² is refused, naming the key and the flag.
     pub fn grouping(
         &self,
         total: usize,
@@ -398,6 +399,7 @@ impl Valid<InferenceConfig> {
             sequential_sampling: false,
             enable_oversampling: self.enable_oversampling,
             neighbor_pool_size: self.neighbor_pool_size,
+            seed_in_group: true,
         }))
     }
 }
@@ -670,7 +672,7 @@ mod tests {
     fn inference_k_against_the_archive_gridsize() {
         let auto = InferenceConfig::default().validate().unwrap();
         let ks = [1, 2, 3].map(|g| auto.grouping(100, g).unwrap().neighbor_count);
-        assert_eq!(ks, [4, 4, 9]);
+        assert_eq!(ks, [7, 7, 9]);
         let k4 = InferenceConfig {
             neighbor_count: Some(4),
             ..Default::default()
@@ -683,7 +685,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "invalid value for `neighbor_count`: 4 (must be ≥ the model's gridsize² = 9; leave \
-             --neighbor-count unset for max(4, gridsize²))"
+             --neighbor-count unset for max(7, gridsize²))"
         );
     }
 }

@@ -257,6 +257,7 @@ impl LoadedModel {
             "norm_factor": res.norm_factor,
             "predict_seconds": res.predict_seconds,
             "patterns_per_second": res.patterns_per_second,
+            "scan_coverage": res.scan_coverage,
             "seconds": res.seconds,
             "evaluation": res.evaluation,
             "evaluation_error": res.evaluation_error,

@@ -221,8 +221,17 @@ fn indices(
     let tree = build_tree(raw)?;
     let mut out = Array2::<usize>::zeros((n_actual, c));
     for (g, &sd) in seeds.iter().enumerate() {
-        let avail = neighbours(raw, &tree, sd, k, c);
-        let pick = draw(&mut rng, &avail, c);
+        let pick = if opts.seed_in_group {
+            // The seed, then C − 1 of its K nearest neighbours (n ≥ C and K ≥ C leave at least
+            // C − 1 of them, so no member repeats).
+            let others = nearest_others(raw, &tree, sd, k);
+            std::iter::once(sd)
+                .chain(draw(&mut rng, &others, c - 1))
+                .collect()
+        } else {
+            let avail = neighbours(raw, &tree, sd, k, c);
+            draw(&mut rng, &avail, c)
+        };
         for (j, v) in pick.into_iter().enumerate() {
             out[[g, j]] = v;
         }
@@ -248,11 +257,25 @@ fn neighbours(
     k: usize,
     c: usize,
 ) -> Vec<usize> {
+    let mut avail = nearest_others(raw, tree, seed, k);
+    if avail.len() < c {
+        avail.insert(0, seed);
+    }
+    avail
+}
+
+/// The K nearest neighbours of `seed`, nearest first, the seed itself excluded (at most n − 1).
+fn nearest_others(
+    raw: &Points,
+    tree: &ImmutableKdTree<f64, 2>,
+    seed: usize,
+    k: usize,
+) -> Vec<usize> {
     let n = raw.n_points();
     let q = [raw.x[seed], raw.y[seed]];
     let want = (k + 1).min(n);
     let Some(want) = NonZero::new(want) else {
-        return vec![seed];
+        return Vec::new();
     };
     let found: Vec<usize> = tree
         .query(&q)
@@ -272,9 +295,6 @@ fn neighbours(
         found.into_iter().skip(1).collect()
     };
     avail.truncate(k);
-    if avail.len() < c {
-        avail.insert(0, seed);
-    }
     avail
 }
 

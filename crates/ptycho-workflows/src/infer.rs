@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
-use ndarray::{Array3, s};
+use ndarray::{Array2, Array3, s};
 use num_complex::Complex32;
 use ptycho_config::{InferenceConfig, Params, Valid};
 use ptycho_model::{DeviceKind, ModelError, PtychoPinn};
@@ -29,7 +29,7 @@ use crate::metrics::EvalImages;
 use crate::model_inputs::ModelInputs;
 use crate::normalize;
 use crate::reconstruction::Reconstruction;
-use crate::stitch::Stitcher;
+use crate::stitch::{Stitcher, scan_box_coverage};
 
 /// File names written into the output directory.
 pub const RECONSTRUCTION_FILE: &str = "reconstruction.npz";
@@ -88,6 +88,12 @@ pub struct InferResult {
     pub predict_seconds: f64,
     /// Patterns per second of the prediction.
     pub patterns_per_second: f64,
+    /// Canvas pixels with a non-zero stitching weight (reached by at least one crop), the shape
+    /// of the reconstruction's object.
+    pub covered: Array2<bool>,
+    /// Fraction of the scan's bounding box that the canvas covers
+    /// ([`crate::stitch::scan_box_coverage`] of [`InferResult::covered`]).
+    pub scan_coverage: f64,
     /// Wall time of the whole reconstruction (grouping, reading the patterns, prediction,
     /// stitching; not the metrics or the files), seconds.
     pub seconds: f64,
@@ -336,7 +342,16 @@ impl InferenceModel {
             patterns_per_second,
             "prediction done"
         );
-        let stitched = stitcher.finish().average();
+        let sums = stitcher.finish();
+        let stitched = sums.average();
+        let covered = sums.covered();
+        drop(sums);
+        let scan_coverage = scan_box_coverage(
+            covered.view(),
+            stitched.origin,
+            header.xcoords.view(),
+            header.ycoords.view(),
+        );
         let reconstruction = Reconstruction {
             object: stitched.object,
             origin: stitched.origin,
@@ -371,6 +386,8 @@ impl InferenceModel {
             norm_factor,
             predict_seconds,
             patterns_per_second,
+            covered,
+            scan_coverage,
             seconds,
             evaluation,
             evaluation_error,

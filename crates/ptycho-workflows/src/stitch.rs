@@ -16,7 +16,7 @@
 //! shifted crop, so the cost is `O(G·M²)` independent of the canvas size; [`Stitcher`] takes the
 //! patches in pieces, so that they need not all be held.
 
-use ndarray::{Array2, ArrayView2, ArrayView3, s};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayView3, s};
 use num_complex::{Complex32, Complex64};
 use rayon::prelude::*;
 
@@ -64,6 +64,56 @@ impl ShiftSum {
             pad: self.pad,
         }
     }
+
+    /// The covered canvas pixels: those with a non-zero stitching weight (`overlap > 0`), i.e.
+    /// reached by at least one crop.
+    pub fn covered(&self) -> Array2<bool> {
+        self.overlap.mapv(|d| d > 0.0)
+    }
+}
+
+/// Fraction of the scan's bounding box (`[min x, max x] × [min y, max y]` of the positions
+/// `xs`, `ys`, object pixels) that a canvas covers: the covered pixels (`covered`, e.g.
+/// [`ShiftSum::covered`]) among the canvas pixels whose object coordinate
+/// (`origin + [col, row]`) lies in the box; box pixels off the canvas count as uncovered.
+/// 1 for an empty box (no positions) — nothing is missing.
+pub fn scan_box_coverage(
+    covered: ArrayView2<bool>,
+    origin: [f64; 2],
+    xs: ArrayView1<f64>,
+    ys: ArrayView1<f64>,
+) -> f64 {
+    let range = |v: ArrayView1<f64>| {
+        v.iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &a| {
+                (lo.min(a), hi.max(a))
+            })
+    };
+    let ((x0, x1), (y0, y1)) = (range(xs), range(ys));
+    if !(x0 <= x1 && y0 <= y1) {
+        return 1.0;
+    }
+    // Integer canvas offsets k with lo ≤ origin + k ≤ hi.
+    let span = |lo: f64, hi: f64, o: f64| ((lo - o).ceil() as i64, (hi - o).floor() as i64);
+    let (c0, c1) = span(x0, x1, origin[0]);
+    let (r0, r1) = span(y0, y1, origin[1]);
+    let total = ((c1 - c0 + 1).max(0) * (r1 - r0 + 1).max(0)) as f64;
+    if total == 0.0 {
+        return 1.0;
+    }
+    let (h, w) = covered.dim();
+    let clip = |a: i64, b: i64, n: usize| (a.max(0), b.min(n as i64 - 1));
+    let (cc0, cc1) = clip(c0, c1, w);
+    let (rr0, rr1) = clip(r0, r1, h);
+    let mut hit = 0usize;
+    if cc0 <= cc1 && rr0 <= rr1 {
+        hit = covered
+            .slice(s![rr0 as usize..=rr1 as usize, cc0 as usize..=cc1 as usize])
+            .iter()
+            .filter(|&&b| b)
+            .count();
+    }
+    hit as f64 / total
 }
 
 /// Stitch `patches` `(G, N, N)` centred at `centres` (`[x, y]` object pixels, one per patch)
@@ -340,6 +390,31 @@ mod tests {
 
     fn constant_patches(g: usize, n: usize, v: Complex32) -> Array3<Complex32> {
         Array3::from_elem((g, n, n), v)
+    }
+
+    #[test]
+    fn box_coverage_counts_covered_pixels_inside_the_scan_box() {
+        use ndarray::array;
+        // Canvas 4×4 at origin [10, 20]: columns are x = 10..13, rows y = 20..23.
+        let mut covered = Array2::from_elem((4, 4), true);
+        covered[[1, 1]] = false; // (x 11, y 21): inside the box below
+        covered[[3, 3]] = false; // (x 13, y 23): outside it
+        // Box x ∈ [10.5, 12.5] → columns 1, 2; y ∈ [20, 22] → rows 0, 1, 2: 6 pixels, 1 missing.
+        let (xs, ys) = (array![10.5, 12.5, 11.0], array![20.0, 22.0, 21.0]);
+        let f = scan_box_coverage(covered.view(), [10.0, 20.0], xs.view(), ys.view());
+        assert!((f - 5.0 / 6.0).abs() < 1e-12, "{f}");
+        // Box pixels off the canvas count as uncovered: x up to 15 adds columns 4, 5 (off it).
+        let xs = array![10.5, 15.0];
+        let f = scan_box_coverage(covered.view(), [10.0, 20.0], xs.view(), ys.view());
+        assert!((f - 8.0 / 15.0).abs() < 1e-12, "{f}");
+        // The overlap decides coverage, not the object's value.
+        let sums = shift_and_sum(
+            constant_patches(1, 8, Complex32::new(0.0, 0.0)).view(),
+            &[[5.0, 5.0]],
+            4,
+        )
+        .unwrap();
+        assert!(sums.covered().iter().all(|&b| b));
     }
 
     #[test]

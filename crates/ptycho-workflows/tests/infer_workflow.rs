@@ -18,11 +18,19 @@ use ptycho_workflows::{RawData, Reconstruction, WorkflowError, simulate_lines};
 
 /// A random-init model with the given gridsize saved to `dir/wts.h5.zip`; returns `dir`.
 fn archive(dir: &Path, gridsize: usize) -> PathBuf {
-    let cfg = TrainingConfig {
-        model: ModelConfig {
+    archive_of(
+        dir,
+        ModelConfig {
             gridsize,
             ..Default::default()
         },
+    )
+}
+
+/// A random-init model of `model` saved to `dir/wts.h5.zip`; returns `dir`.
+fn archive_of(dir: &Path, model: ModelConfig) -> PathBuf {
+    let cfg = TrainingConfig {
+        model,
         ..Default::default()
     };
     let params = Params::from_training(&cfg.validate().unwrap());
@@ -192,7 +200,14 @@ fn infer_writes_reconstruction_png_and_metrics() {
 #[test]
 fn archive_gridsize_decides_grouping() {
     let tmp = tempfile::tempdir().unwrap();
-    let model_dir = archive(&tmp.path().join("gs2"), 2);
+    let model_dir = archive_of(
+        &tmp.path().join("gs2"),
+        ModelConfig {
+            gridsize: 2,
+            n_filters_scale: 1,
+            ..Default::default()
+        },
+    );
     let test = simulated(48, 64, 11);
     let res = infer(
         &model_dir,
@@ -202,8 +217,8 @@ fn archive_gridsize_decides_grouping() {
     )
     .unwrap();
     assert_eq!(res.params.gridsize(), 2);
-    assert_eq!(res.n_groups, 12, "48 points / gridsize² = 12 groups");
-    assert_eq!(res.n_patterns, 48);
+    assert_eq!(res.n_groups, 48, "one group per scan point");
+    assert_eq!(res.n_patterns, 192);
     assert!(res.evaluation.is_some() && res.evaluation_error.is_none());
     // An objectGuess far from the scan: the reconstruction is still made and written, the
     // metrics are skipped with the reason kept.
@@ -226,6 +241,125 @@ fn archive_gridsize_decides_grouping() {
     let why = res.evaluation_error.unwrap();
     assert!(why.contains("does not overlap"), "{why}");
     assert!(out.join("reconstruction.npz").is_file() && !out.join("metrics.json").exists());
+}
+
+/// Fraction of the scan's bounding box that a canvas covers, written out here as the definition
+/// the coverage test holds inference to: a canvas pixel is **covered** when its stitching weight
+/// (the overlap sum of the M×M crops that reach it) is non-zero; canvas pixel `(r, c)` is object
+/// pixel `(x, y) = (origin_x + c, origin_y + r)`; the box is `[min x, max x] × [min y, max y]` of
+/// the scan positions; the fraction is covered box pixels over all integer pixels of the box
+/// (box pixels off the canvas are uncovered).
+fn box_fraction(covered: &Array2<bool>, origin: [f64; 2], scan: &RawData) -> f64 {
+    let lo_hi = |v: &Array1<f64>| {
+        v.iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)))
+    };
+    let ((x0, x1), (y0, y1)) = (lo_hi(&scan.xcoords), lo_hi(&scan.ycoords));
+    let (mut inside, mut hit) = (0usize, 0usize);
+    for r in ((y0 - origin[1]).ceil() as i64)..=((y1 - origin[1]).floor() as i64) {
+        for c in ((x0 - origin[0]).ceil() as i64)..=((x1 - origin[0]).floor() as i64) {
+            inside += 1;
+            let on_canvas = r >= 0 && c >= 0 && (r as usize) < covered.nrows();
+            if on_canvas && (c as usize) < covered.ncols() && covered[[r as usize, c as usize]] {
+                hit += 1;
+            }
+        }
+    }
+    hit as f64 / inside as f64
+}
+
+/// Issue #19: gridsize-2 inference forms one group per scan point, each seeded by it, and the
+/// stitched canvas covers the scan: ≥ 95 % of the scan's bounding box (see [`box_fraction`])
+/// on the simulated scan of `ptycho simulate`'s defaults (512 positions, lines object, N = 64).
+/// The old grouping (⌊512 / 4⌋ = 128 groups, K = 4, the seed not a member: the reference's
+/// `inference.py`) is stitched from the same scan with all-ones patches (the weights do not
+/// depend on the patches) and covers far less, so this test would have failed before.
+#[test]
+fn gridsize2_inference_covers_the_scan() {
+    use ptycho_config::GroupingConfig;
+    use ptycho_workflows::grouping::group_indices_of;
+    use ptycho_workflows::stitch::Stitcher;
+
+    let tmp = tempfile::tempdir().unwrap();
+    // The network's width does not matter here; 1 filter scale makes it 4× cheaper.
+    let model_dir = archive_of(
+        &tmp.path().join("gs2"),
+        ModelConfig {
+            gridsize: 2,
+            n_filters_scale: 1,
+            ..Default::default()
+        },
+    );
+    let test = simulated(512, 64, 19);
+    let res = infer(
+        &model_dir,
+        &test,
+        &settings(|_| {}),
+        &InferRuntime::default(),
+    )
+    .unwrap();
+    assert_eq!((res.n_groups, res.n_patterns), (512, 2048));
+    assert_eq!(res.covered.dim(), res.reconstruction.object.dim());
+    let new = box_fraction(&res.covered, res.reconstruction.origin, &test);
+    assert!(
+        (new - res.scan_coverage).abs() < 1e-12,
+        "{new} vs {}",
+        res.scan_coverage
+    );
+
+    // Each group holds its seed as the first member, then 3 of the seed's 7 nearest neighbours.
+    let header = test.header();
+    let cover = settings(|_| {}).grouping(512, 2).unwrap();
+    let idx = group_indices_of(&header, 4, &cover).unwrap();
+    assert_eq!(idx.column(0).to_vec(), (0..512).collect::<Vec<_>>());
+    for (g, row) in idx.rows().into_iter().enumerate() {
+        let d2 = |i: usize| {
+            (test.xcoords[i] - test.xcoords[g]).powi(2)
+                + (test.ycoords[i] - test.ycoords[g]).powi(2)
+        };
+        let mut others: Vec<f64> = (0..512).filter(|&i| i != g).map(d2).collect();
+        others.sort_by(f64::total_cmp);
+        for &m in row.iter().skip(1) {
+            assert!(
+                m != g && d2(m) <= others[6],
+                "group {g}: {m} is not among the 7 nearest"
+            );
+        }
+    }
+
+    let old_opts = GroupingConfig {
+        n_groups: 512 / 4,
+        neighbor_count: 4,
+        seed: 45,
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    let old_idx = group_indices_of(&header, 4, &old_opts).unwrap();
+    let centres: Vec<[f64; 2]> = old_idx
+        .rows()
+        .into_iter()
+        .map(|row| {
+            let mean = |v: &Array1<f64>| row.iter().map(|&i| v[i]).sum::<f64>() / 4.0;
+            [mean(&test.xcoords), mean(&test.ycoords)]
+        })
+        .collect();
+    let mut stitcher = Stitcher::new(&centres, 20, [64, 64]).unwrap();
+    let ones = ndarray::Array3::from_elem((centres.len(), 64, 64), Complex32::new(1.0, 0.0));
+    stitcher.add(0, ones.view()).unwrap();
+    let sums = stitcher.finish();
+    let old = box_fraction(&sums.covered(), sums.origin, &test);
+    eprintln!(
+        "covered fraction of the scan's bounding box: old grouping {old:.4}, new grouping {new:.4}"
+    );
+    assert!(
+        new >= 0.95,
+        "gridsize-2 inference covers only {new:.4} of the scan box"
+    );
+    assert!(
+        old < 0.95,
+        "the old grouping covered {old:.4}: this test would not catch it"
+    );
 }
 
 #[test]

@@ -9,8 +9,11 @@
 //! (one group of C patterns counts C), stitching in patches per second and canvas-contribution
 //! megapixels (`G·M²`) per second, sgemm in GFLOP/s (`2·n³` per n×n matmul). The bench only
 //! reports; `--target NAME=VALUE` adds checks (the project's targets are in plans/BENCHMARKS.md).
+//!
+//! `--quality` runs the reconstruction quality suite instead (`quality.rs`, issue #19).
 
 mod measure;
+mod quality;
 mod report;
 mod sys;
 
@@ -22,6 +25,8 @@ use ptycho_model::DeviceKind;
 
 use crate::args::CommonArgs;
 use measure::run_part;
+use ptycho_workflows::simulate::quality::QualityObject;
+use quality::{QualityRequest, QualitySettings, print_quality, run_quality};
 use report::{BenchOptions, BenchPart, BenchReport, BenchSuite, Target};
 
 /// The part's name on the command line (`--only NAME`) and in the JSON report.
@@ -64,12 +69,71 @@ pub struct BenchArgs {
     #[arg(long = "target", value_name = "NAME=VALUE")]
     pub targets: Vec<Target>,
 
+    /// Run the reconstruction quality suite instead: simulate, train gridsize 1 and 2, reconstruct
+    /// a held-out scan and print amplitude and phase SSIM, PSNR and FRC50 per configuration and
+    /// seed. Short mode by default (a few minutes on 2 cores).
+    #[arg(long, conflicts_with_all = ["only", "quick", "targets"])]
+    pub quality: bool,
+    /// With --quality: the long mode (seeds 1, 2, 3; 1024 groups, batch 16, 24 epochs; hours
+    /// on 2 cores; numbers in plans/BENCHMARKS.md).
+    #[arg(long, requires = "quality")]
+    pub long: bool,
+    /// With --quality: seeds, comma-separated. Default: 1 (short), 1,2,3 (long).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "SEEDS",
+        requires = "quality"
+    )]
+    pub seeds: Vec<u64>,
+    /// With --quality: objects, comma-separated: complex (complex object, complex probe), lines
+    /// (real lines object, default probe). Default: complex.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "OBJECTS",
+        requires = "quality"
+    )]
+    pub objects: Vec<QualityObject>,
+    /// With --quality: model gridsizes, comma-separated. Default: 1,2.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "GRIDSIZES",
+        requires = "quality"
+    )]
+    pub gridsizes: Vec<usize>,
+    /// With --quality: reconstruct with the randomly initialised network instead of training
+    /// (the level a training that learns nothing gives).
+    #[arg(long, requires = "quality")]
+    pub untrained: bool,
+    /// With --quality: training epochs instead of the mode's (3 short, 24 long).
+    #[arg(long, value_name = "E", requires = "quality")]
+    pub nepochs: Option<usize>,
+    /// With --quality: training groups instead of the mode's (256 short, 1024 long); the
+    /// training scan has as many positions.
+    #[arg(long, value_name = "G", requires = "quality")]
+    pub n_groups: Option<usize>,
+    /// With --quality: training batch size instead of the mode's (4 short, 16 long).
+    #[arg(long, value_name = "B", requires = "quality")]
+    pub batch_size: Option<usize>,
+    /// With --quality: Adam learning rate instead of the mode's.
+    #[arg(long, value_name = "LR", requires = "quality")]
+    pub learning_rate: Option<f64>,
+    /// With --quality: keep the models and reconstructions (PNGs, metrics.json) under DIR.
+    /// Default: a temporary directory, removed at the end.
+    #[arg(long, value_name = "DIR", requires = "quality")]
+    pub output_dir: Option<std::path::PathBuf>,
+
     #[command(flatten)]
     pub common: CommonArgs,
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let devices = parse_devices(&args.device)?;
+    if args.quality {
+        return run_quality_suite(args, &devices);
+    }
     if let Some(part) = args.only {
         let [device] = devices.as_slice() else {
             bail!(
@@ -92,6 +156,61 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         reports.push(run_device(args, d)?);
     }
     print_reports(args, reports)
+}
+
+/// `--quality`: the reconstruction quality suite on one device.
+fn run_quality_suite(args: &BenchArgs, devices: &[DeviceKind]) -> anyhow::Result<ExitCode> {
+    let [device] = devices else {
+        bail!("--quality runs on one device; got --device {}", args.device);
+    };
+    device.to_device()?;
+    let mut settings = if args.long {
+        QualitySettings::long()
+    } else {
+        QualitySettings::short()
+    };
+    if let Some(e) = args.nepochs {
+        settings.nepochs = e;
+    }
+    if let Some(b) = args.batch_size {
+        settings.batch_size = b;
+    }
+    if let Some(lr) = args.learning_rate {
+        settings.learning_rate = lr;
+    }
+    if let Some(g) = args.n_groups {
+        settings.n_groups = g;
+        settings.train_positions = g;
+    }
+    let req = QualityRequest {
+        seeds: if args.seeds.is_empty() {
+            settings.default_seeds.clone()
+        } else {
+            args.seeds.clone()
+        },
+        objects: if args.objects.is_empty() {
+            vec![QualityObject::Complex]
+        } else {
+            args.objects.clone()
+        },
+        gridsizes: if args.gridsizes.is_empty() {
+            vec![1, 2]
+        } else {
+            args.gridsizes.clone()
+        },
+        settings,
+        device: *device,
+        untrained: args.untrained,
+        output_dir: args.output_dir.clone(),
+        quiet: args.common.quiet,
+    };
+    let report = run_quality(&req)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_quality(&report);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `--device flex,tch-cpu` → the devices in order (duplicates removed).

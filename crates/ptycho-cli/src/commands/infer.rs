@@ -205,7 +205,7 @@ pub fn run(args: &InferArgs) -> anyhow::Result<ExitCode> {
     let gridsize = res.params.gridsize();
     if !args.common.quiet && cfg.neighbor_count.is_none() && gridsize > 2 {
         eprintln!(
-            "note: K = {} neighbours per group (max(4, gridsize²) for the model's gridsize {gridsize}); --neighbor-count sets it",
+            "note: K = {} neighbours per group (max(7, gridsize²) for the model's gridsize {gridsize}); --neighbor-count sets it",
             cfg.neighbor_count_for(gridsize)
         );
     }
@@ -221,8 +221,10 @@ pub fn run(args: &InferArgs) -> anyhow::Result<ExitCode> {
         device
     );
     println!(
-        "object {h}×{w}, origin [x, y] = [{:.3}, {:.3}]",
-        res.reconstruction.origin[0], res.reconstruction.origin[1]
+        "object {h}×{w}, origin [x, y] = [{:.3}, {:.3}]; covers {:.1} % of the scan's bounding box",
+        res.reconstruction.origin[0],
+        res.reconstruction.origin[1],
+        100.0 * res.scan_coverage
     );
     if let Some(ev) = &res.evaluation {
         let m = &ev.metrics;

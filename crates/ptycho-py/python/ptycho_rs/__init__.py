@@ -250,7 +250,8 @@ class Reconstruction:
         object: complex transmission, ``(H, W)`` complex64.
         origin: ``(x, y)`` object-pixel coordinates of ``object[0, 0]`` in the scan's frame.
         stitch_crop: the central M×M window of each patch that was stitched.
-        report: groups, patterns, timing, and the metrics when the scan had ``objectGuess``.
+        report: groups, patterns, timing, ``scan_coverage`` (the fraction of the scan's bounding
+            box that the stitched canvas covers), and the metrics when the scan had ``objectGuess``.
     """
 
     object: np.ndarray

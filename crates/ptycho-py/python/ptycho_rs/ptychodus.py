@@ -140,9 +140,10 @@ class PtychoRSInferenceSettings:
     def __init__(self, registry: SettingsRegistry) -> None:
         g = registry.create_group("PtychoRSInference")
         self.model_path = g.create_path_parameter("ModelPath", Path("/path/to/wts.h5.zip"))
-        # 0 (the default) = ptycho's default K = max(4, gridsize²); Ptychodus's PtychoPINN uses 7.
+        # 0 (the default) = ptycho's default K = max(7, gridsize²) (7 as Ptychodus's PtychoPINN).
         self.n_nearest_neighbors = g.create_integer_parameter("NumNearestNeighbors", 0, minimum=0)
-        # Groups to reconstruct; 0 (the default) = ptycho's default, which covers the scan.
+        # Groups to reconstruct; 0 (the default) = ptycho's default: one group per scan point,
+        # seeded by it, which covers the scan at any gridsize.
         self.n_samples = g.create_integer_parameter("NumSamples", 0, minimum=0)
         self.batch_size = g.create_integer_parameter("BatchSize", 16, minimum=1)
         self.stitch_crop = g.create_integer_parameter("StitchCrop", 20, minimum=1)

@@ -2,6 +2,7 @@
 
 pub mod lines;
 pub mod objects;
+pub mod quality;
 
 use ndarray::{Array1, Array2, Array3, Axis};
 use num_complex::{Complex32, Complex64};
@@ -70,7 +71,32 @@ pub fn simulate(cfg: &Valid<SimulationConfig>) -> Result<RawData> {
         }
     };
 
+    scan_object(object_c, probe_guess, cfg, &mut rng)
+}
+
+/// Scan `object` with `probe` (N×N, N = `cfg.n`) as [`simulate`] does: `cfg.n_images` uniform
+/// positions in `[buffer, W − buffer)` drawn from `rng` (x first, then y), diffraction via
+/// [`diffract_positions`] with `cfg.nphotons` and, when `cfg.noise`, Poisson noise seeded by
+/// `cfg.seed`. The object and probe become `objectGuess` and `probeGuess`.
+pub fn scan_object(
+    object_c: Array2<Complex32>,
+    probe_guess: Array2<Complex32>,
+    cfg: &Valid<SimulationConfig>,
+    rng: &mut StdRng,
+) -> Result<RawData> {
+    let n = cfg.n;
+    if probe_guess.dim() != (n, n) {
+        return Err(serr(format!(
+            "probe is {:?}, not N×N with N = {n}",
+            probe_guess.dim()
+        )));
+    }
     let (h, w) = object_c.dim();
+    if h < n || w < n {
+        return Err(serr(format!(
+            "object is {h}x{w}, smaller than the probe (N = {n})"
+        )));
+    }
     let buffer = cfg.scan_margin(h, w);
     let xs: Array1<f64> = (0..cfg.n_images)
         .map(|_| rng.random_range(buffer..w as f64 - buffer))
