@@ -27,6 +27,19 @@ fn archive(dir: &Path, gridsize: usize) -> PathBuf {
     )
 }
 
+/// A random-init gridsize-2 model at filter scale 1 (for tests of grouping, where the
+/// network's width does not matter and 1 makes it 4× cheaper) in `dir`.
+fn narrow_gs2_archive(dir: &Path) -> PathBuf {
+    archive_of(
+        dir,
+        ModelConfig {
+            gridsize: 2,
+            n_filters_scale: 1,
+            ..Default::default()
+        },
+    )
+}
+
 /// A random-init model of `model` saved to `dir/wts.h5.zip`; returns `dir`.
 fn archive_of(dir: &Path, model: ModelConfig) -> PathBuf {
     let cfg = TrainingConfig {
@@ -200,14 +213,7 @@ fn infer_writes_reconstruction_png_and_metrics() {
 #[test]
 fn archive_gridsize_decides_grouping() {
     let tmp = tempfile::tempdir().unwrap();
-    let model_dir = archive_of(
-        &tmp.path().join("gs2"),
-        ModelConfig {
-            gridsize: 2,
-            n_filters_scale: 1,
-            ..Default::default()
-        },
-    );
+    let model_dir = narrow_gs2_archive(&tmp.path().join("gs2"));
     let test = simulated(48, 64, 11);
     let res = infer(
         &model_dir,
@@ -281,15 +287,7 @@ fn gridsize2_inference_covers_the_scan() {
     use ptycho_workflows::stitch::Stitcher;
 
     let tmp = tempfile::tempdir().unwrap();
-    // The network's width does not matter here; 1 filter scale makes it 4× cheaper.
-    let model_dir = archive_of(
-        &tmp.path().join("gs2"),
-        ModelConfig {
-            gridsize: 2,
-            n_filters_scale: 1,
-            ..Default::default()
-        },
-    );
+    let model_dir = narrow_gs2_archive(&tmp.path().join("gs2"));
     let test = simulated(512, 64, 19);
     let res = infer(
         &model_dir,
