@@ -14,7 +14,7 @@ use clap::{ArgAction, Args};
 use ptycho_config::file::ConfigFile;
 use ptycho_config::{
     AmpActivation, ConfigError, DiffractionUnits, EvaluationConfig, InferenceConfig, ModelType,
-    SimObject, SimulationConfig, TrainingConfig, Valid, load_file,
+    SimObject, SimulationConfig, StitchAt, TrainingConfig, Valid, load_file,
 };
 use ptycho_model::DeviceKind;
 
@@ -92,6 +92,10 @@ fn model_type_parser() -> impl TypedValueParser<Value = ModelType> {
 
 fn units_parser() -> impl TypedValueParser<Value = DiffractionUnits> {
     PossibleValuesParser::new(DiffractionUnits::NAMES).try_map(|s| s.parse::<DiffractionUnits>())
+}
+
+fn stitch_at_parser() -> impl TypedValueParser<Value = StitchAt> {
+    PossibleValuesParser::new(StitchAt::NAMES).try_map(|s| s.parse::<StitchAt>())
 }
 
 /// The data-reading flags of `ptycho train` and `ptycho infer` (units, coordinate transforms).
@@ -470,6 +474,11 @@ pub struct InferenceOverrides {
     /// Central crop M of every predicted patch used for stitching, pixels (even, ≤ N). Default: 20.
     #[arg(long, visible_alias = "stitch_crop", value_name = "PIXELS")]
     pub stitch_crop: Option<usize>,
+    /// Where each group's object is stitched at gridsize ≥ 2: members (an M×M window around
+    /// every member's scan position) or centres (the central M×M window at the group centre, as
+    /// the reference does). Default: members.
+    #[arg(long, visible_alias = "stitch_at", value_name = "WHERE", value_parser = stitch_at_parser())]
+    pub stitch_at: Option<StitchAt>,
     /// Groups per forward pass (≥ 1); more needs more memory. On flex two passes run at once;
     /// on tch-cpu a pass holds at most 16 groups (faster there). Default: 32.
     #[arg(long, visible_alias = "batch_size", value_name = "INT")]
@@ -499,6 +508,7 @@ impl InferenceOverrides {
             self.neighbor_count => cfg.neighbor_count,
             self.seed => cfg.seed,
             self.stitch_crop => cfg.stitch_crop,
+            self.stitch_at => cfg.stitch_at,
             self.batch_size => cfg.batch_size,
             self.data.diffraction_units => cfg.diffraction_units,
             self.data.flip_x => cfg.flip_x,
@@ -963,6 +973,13 @@ mod tests {
         assert_eq!((cfg.stitch_crop, cfg.batch_size), (16, 4));
         assert_eq!(cfg.test_data_file.as_deref(), Some(Path::new("t.npz")));
         assert_eq!(cfg.seed, InferenceConfig::default().seed);
+        assert_eq!(cfg.stitch_at, StitchAt::Members);
+        let cfg = parse(&["--stitch-at", "centres"]).unwrap();
+        assert_eq!(cfg.stitch_at, StitchAt::Centres);
+        let e = InferHarness::try_parse_from(["t", "--stitch-at", "middle"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("members") && e.contains("centres"), "{e}");
         // A flag's value is validated like the file's: an odd crop names its field.
         let e = parse(&["--stitch-crop", "15"]).unwrap_err().to_string();
         assert!(e.starts_with("invalid value for `stitch_crop`: 15"), "{e}");

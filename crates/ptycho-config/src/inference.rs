@@ -19,6 +19,29 @@ pub const DEFAULT_STITCH_CROP: usize = 20;
 /// [`InferenceConfig::neighbor_count_for`]).
 pub const DEFAULT_NEIGHBOR_COUNT: usize = 7;
 
+/// Where the predicted object of a group is stitched (gridsize ≥ 2; at gridsize 1 a group is one
+/// scan point and both are the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StitchAt {
+    /// Around every member's scan position: for each member, the M×M window of the group's
+    /// object centred on that member is stitched there, so every scan point contributes a window
+    /// (as at gridsize 1) and each point's neighbourhood averages the windows of all the groups
+    /// it belongs to. Windows more than (N − M)/2 pixels from the group centre fall outside the
+    /// group's object and are left out.
+    #[default]
+    Members,
+    /// The central M×M window of each group's object at the group centre (the mean of its
+    /// members' positions), as the reference does: the outermost scan points are never a centre,
+    /// so the edge of the scan is covered less.
+    Centres,
+}
+
+word_enum!(StitchAt, "stitch_at", {
+    Members => "members",
+    Centres => "centres",
+});
+
 /// Everything an inference run needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -55,6 +78,8 @@ pub struct InferenceConfig {
     /// Stitching crop size M in pixels (central M×M of each patch): even, 2 ≤ M ≤ 256; M ≤ N of
     /// the archive is checked when the archive is loaded.
     pub stitch_crop: usize,
+    /// Where a group's object is stitched at gridsize ≥ 2 (members or centres).
+    pub stitch_at: StitchAt,
     /// Groups per forward pass, ≥ 1.
     pub batch_size: usize,
     /// Units of the test file's `diff3d` (amplitude, counts or auto).
@@ -89,6 +114,7 @@ impl Default for InferenceConfig {
             neighbor_pool_size: None,
             seed: 45,
             stitch_crop: DEFAULT_STITCH_CROP,
+            stitch_at: StitchAt::default(),
             batch_size: 32,
             diffraction_units: DiffractionUnits::Auto,
             flip_x: false,

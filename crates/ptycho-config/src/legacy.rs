@@ -346,6 +346,7 @@ mod tests {
             neighbor_pool_size: Some(6),
             seed: 1,
             stitch_crop: 16,
+            stitch_at: crate::StitchAt::Centres,
             batch_size: 4,
             diffraction_units: crate::DiffractionUnits::Amplitude,
             flip_x: false,

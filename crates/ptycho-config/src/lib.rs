@@ -65,7 +65,7 @@ pub use error::ConfigError;
 pub use evaluation::EvaluationConfig;
 pub use file::{FileFormat, load_config_file, load_file};
 pub use grouping::GroupingConfig;
-pub use inference::{DEFAULT_NEIGHBOR_COUNT, DEFAULT_STITCH_CROP, InferenceConfig};
+pub use inference::{DEFAULT_NEIGHBOR_COUNT, DEFAULT_STITCH_CROP, InferenceConfig, StitchAt};
 pub use legacy::LegacyMap;
 pub use model::{AmpActivation, ModelConfig, ModelType};
 pub use params::{Params, ProbeField};

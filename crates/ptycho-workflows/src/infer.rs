@@ -16,7 +16,7 @@ use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array2, Array3, s};
 use num_complex::Complex32;
-use ptycho_config::{InferenceConfig, Params, Valid};
+use ptycho_config::{InferenceConfig, Params, StitchAt, Valid};
 use ptycho_model::{DeviceKind, ModelError, PtychoPinn};
 use ptycho_persist::{ArchivedModel, load_any_model, resolve_archive_path, write_bytes_atomic};
 
@@ -248,8 +248,26 @@ impl InferenceModel {
         let (coords_nn, coords_offsets, coords_relative) =
             coords_tables(&header.xcoords, &header.ycoords, &idx);
         let supervised = matches!(self.model, ArchivedModel::Supervised(_));
-        // PINN: one patch per group at its centre; supervised: one per pattern at its position.
-        let centres: Vec<[f64; 2]> = if supervised {
+        // PINN at gridsize ≥ 2 stitched at the members: one window per member, cut from its
+        // group's object (see `MemberWindows`).
+        let windows = (!supervised && c > 1 && cfg.stitch_at == StitchAt::Members)
+            .then(|| MemberWindows::new(&coords_nn, &coords_offsets, n, cfg.stitch_crop));
+        if let Some(w) = &windows
+            && w.dropped > 0
+        {
+            tracing::warn!(
+                "{} of {} member windows lie more than (N − M)/2 = {} px from their group centre \
+                 and are not stitched",
+                w.dropped,
+                g * c,
+                (n - cfg.stitch_crop) / 2
+            );
+        }
+        // PINN: one patch per group at its centre (or one per member window); supervised: one
+        // per pattern at its position.
+        let centres: Vec<[f64; 2]> = if let Some(w) = &windows {
+            w.centres.clone()
+        } else if supervised {
             (0..g * c)
                 .map(|k| {
                     let (gi, ci) = (k / c, k % c);
@@ -317,7 +335,13 @@ impl InferenceModel {
                     )?;
                     x = inputs.x_scaled;
                     predict_seconds += t0.elapsed().as_secs_f64();
-                    stitcher.add(first, patches.view())?;
+                    match &windows {
+                        Some(w) => {
+                            let (at, cut) = w.cut(first, patches.view());
+                            stitcher.add(at, cut.view())?;
+                        }
+                        None => stitcher.add(first, patches.view())?,
+                    }
                 }
                 ArchivedModel::Supervised(loaded) => {
                     let patches = crate::train::supervised::predict_samples(
@@ -393,6 +417,83 @@ impl InferenceModel {
             evaluation_error,
             files,
         })
+    }
+}
+
+/// The member windows of a gridsize ≥ 2 reconstruction ([`StitchAt::Members`]): for member `c`
+/// of group `g`, its integer displacement `d = round(x_c − centre_g)` (`[x, y]` pixels) from the
+/// group centre; the window is the patch of the group's object (`N×N`, centred on the group
+/// centre) shifted by `−d` so that the member sits at the patch centre, stitched at
+/// `centre_g + d`. The shift is whole pixels (no interpolation); the stitcher places the window
+/// at the fractional centre as it does every patch. Windows with `|d| > (N − M)/2` on either axis
+/// would reach past the group's object and are left out (`dropped`).
+struct MemberWindows {
+    /// Stitching centres of the kept windows, grouped by group in group order.
+    centres: Vec<[f64; 2]>,
+    /// Per kept window: its group and displacement `[dx, dy]`.
+    kept: Vec<(usize, [i64; 2])>,
+    dropped: usize,
+}
+
+impl MemberWindows {
+    fn new(
+        coords_nn: &ndarray::Array4<f64>,
+        coords_offsets: &ndarray::Array4<f64>,
+        n: usize,
+        m: usize,
+    ) -> Self {
+        let (g, _, _, c) = coords_nn.dim();
+        let reach = ((n - m) / 2) as i64;
+        let mut centres = Vec::with_capacity(g * c);
+        let mut kept = Vec::with_capacity(g * c);
+        let mut dropped = 0;
+        for gi in 0..g {
+            let centre = [coords_offsets[[gi, 0, 0, 0]], coords_offsets[[gi, 0, 1, 0]]];
+            for ci in 0..c {
+                let d = [0, 1].map(|k| (coords_nn[[gi, 0, k, ci]] - centre[k]).round() as i64);
+                if d[0].abs() > reach || d[1].abs() > reach {
+                    dropped += 1;
+                    continue;
+                }
+                centres.push([centre[0] + d[0] as f64, centre[1] + d[1] as f64]);
+                kept.push((gi, d));
+            }
+        }
+        Self {
+            centres,
+            kept,
+            dropped,
+        }
+    }
+
+    /// The windows of groups `first..first + B` cut from their objects `(B, N, N)`: the index of
+    /// the first of them among all windows, and the windows `(W, N, N)` (pixels shifted in from
+    /// outside the object are 0; the stitched central M×M never contains them).
+    fn cut(
+        &self,
+        first: usize,
+        objects: ndarray::ArrayView3<Complex32>,
+    ) -> (usize, Array3<Complex32>) {
+        let (b, n, _) = objects.dim();
+        let lo = self.kept.partition_point(|&(gi, _)| gi < first);
+        let hi = self.kept.partition_point(|&(gi, _)| gi < first + b);
+        let mut out = Array3::<Complex32>::zeros((hi - lo, n, n));
+        for (w, &(gi, [dx, dy])) in self.kept[lo..hi].iter().enumerate() {
+            let obj = objects.index_axis(ndarray::Axis(0), gi - first);
+            for i in 0..n {
+                let si = i as i64 + dy;
+                if !(0..n as i64).contains(&si) {
+                    continue;
+                }
+                for j in 0..n {
+                    let sj = j as i64 + dx;
+                    if (0..n as i64).contains(&sj) {
+                        out[[w, i, j]] = obj[[si as usize, sj as usize]];
+                    }
+                }
+            }
+        }
+        (lo, out)
     }
 }
 
@@ -580,6 +681,45 @@ fn write_outputs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two groups of two members (N = 8, M = 4, reach 2): windows are whole-pixel shifts of their
+    /// group's object by the rounded member displacement, stitched at centre + displacement; a
+    /// member 3 px from its centre is dropped; `cut` of the second group alone starts at its
+    /// first window.
+    #[test]
+    fn member_windows_shift_the_group_object_to_each_member() {
+        // coords (G=2, 1, 2, C=2): group 0 centre (10, 20), members at (11.4, 19.2) and
+        // (8.6, 20.8); group 1 centre (30, 30), members at (33, 30) (dropped) and (29, 31).
+        let nn = ndarray::Array4::from_shape_vec(
+            (2, 1, 2, 2),
+            vec![11.4, 8.6, 19.2, 20.8, 33.0, 29.0, 30.0, 31.0],
+        )
+        .unwrap();
+        let off =
+            ndarray::Array4::from_shape_vec((2, 1, 2, 1), vec![10.0, 20.0, 30.0, 30.0]).unwrap();
+        let w = MemberWindows::new(&nn, &off, 8, 4);
+        assert_eq!(w.dropped, 1);
+        assert_eq!(w.kept, vec![(0, [1, -1]), (0, [-1, 1]), (1, [-1, 1])]);
+        assert_eq!(w.centres, vec![[11.0, 19.0], [9.0, 21.0], [29.0, 31.0]]);
+        let objects = Array3::from_shape_fn((2, 8, 8), |(g, i, j)| {
+            Complex32::new((100 * g + 10 * i + j) as f32, 0.0)
+        });
+        let (at, cut) = w.cut(0, objects.slice(s![0..1, .., ..]));
+        assert_eq!((at, cut.dim()), (0, (2, 8, 8)));
+        // Window 0: member at (+1, −1) from the centre → window[i, j] = object[i − 1, j + 1].
+        assert_eq!(cut[[0, 4, 4]].re, (10 * 3 + 5) as f32);
+        assert_eq!(cut[[0, 0, 3]].re, 0.0, "row −1 is outside the object");
+        // Window 1: member at (−1, +1) → window[i, j] = object[i + 1, j − 1].
+        assert_eq!(cut[[1, 4, 4]].re, (10 * 5 + 3) as f32);
+        assert_eq!(cut[[1, 2, 0]].re, 0.0, "column −1 is outside the object");
+        let (at, cut) = w.cut(1, objects.slice(s![1..2, .., ..]));
+        assert_eq!(
+            (at, cut.dim().0),
+            (2, 1),
+            "group 1 keeps one window, the third"
+        );
+        assert_eq!(cut[[0, 4, 4]].re, (100 + 10 * 5 + 3) as f32);
+    }
 
     #[test]
     fn batching_per_device() {

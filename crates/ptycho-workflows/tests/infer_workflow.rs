@@ -358,6 +358,23 @@ fn gridsize2_inference_covers_the_scan() {
         old < 0.95,
         "the old grouping covered {old:.4}: this test would not catch it"
     );
+
+    // Stitched at the group centres (the reference's way) the same groups cover less: the
+    // outermost scan points are never a centre. The default stitches a window at every member.
+    let at_centres = infer(
+        &model_dir,
+        &test,
+        &settings(|c| c.stitch_at = ptycho_config::StitchAt::Centres),
+        &InferRuntime::default(),
+    )
+    .unwrap();
+    let centres_cover = at_centres.scan_coverage;
+    eprintln!("stitched at the members {new:.4}, at the group centres {centres_cover:.4}");
+    assert!(
+        new > centres_cover + 0.005,
+        "members {new:.4} vs centres {centres_cover:.4}"
+    );
+    assert_ne!(at_centres.reconstruction.object, res.reconstruction.object);
 }
 
 #[test]

@@ -344,7 +344,8 @@ class Model:
 
     def reconstruct(self, scan: Scan | PathLike, *, device: str = "cpu", **settings: Any) -> Reconstruction:
         """Reconstruct a scan (settings: ptycho's inference keys, e.g. ``batch_size``,
-        ``stitch_crop``, ``neighbor_count``, ``n_groups``, ``seed``)."""
+        ``stitch_crop``, ``stitch_at`` (``"members"`` or ``"centres"``), ``neighbor_count``,
+        ``n_groups``, ``seed``)."""
         scan = _as_scan(scan)
         obj, origin, crop, report = self._network(device).reconstruct(scan._to_dict(), _settings_json(settings))
         return Reconstruction(object=obj, origin=origin, stitch_crop=crop, report=json.loads(report))
