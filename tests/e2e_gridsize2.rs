@@ -1,5 +1,6 @@
 //! End-to-end gridsize 2 through the real `ptycho` binary: simulate → train (1 epoch, tiny
-//! model) → infer → evaluate, then the stitched canvas against the stitcher's geometry.
+//! model) → infer → evaluate, then the stitched canvas (`--stitch-at centres`, the reference's
+//! layout) against the stitcher's geometry.
 //!
 //! `ptycho simulate` only makes the 'lines' object (real, zero phase) with the default probe, so
 //! that is the data. The canvas is checked against the group centres formed the way `ptycho
@@ -111,6 +112,22 @@ fn gridsize2_train_infer_evaluate_canvas_covers_every_group() {
     ]);
     assert!(out.contains("trained 1 epochs"), "{out}");
 
+    // The default stitches a window at every member (issue #19); the geometry below is the
+    // reference's centre stitching, so ask for it, and check that the default covers at least as
+    // much of the scan.
+    let covers = |out: &str| -> f64 {
+        let at = out.find("covers ").expect("a coverage line") + "covers ".len();
+        out[at..].split(' ').next().unwrap().parse().unwrap()
+    };
+    let members = ok(&[
+        "infer",
+        "--model",
+        s(&model),
+        "--test-data",
+        s(&test),
+        "--output-dir",
+        s(&t.join("inference-members")),
+    ]);
     let inf = t.join("inference");
     let out = ok(&[
         "infer",
@@ -120,7 +137,13 @@ fn gridsize2_train_infer_evaluate_canvas_covers_every_group() {
         s(&test),
         "--output-dir",
         s(&inf),
+        "--stitch-at",
+        "centres",
     ]);
+    assert!(
+        covers(&members) >= covers(&out) && covers(&members) > 90.0,
+        "members {members}\ncentres {out}"
+    );
     // One group per test scan point (issue #19).
     assert!(
         out.contains("32 groups (128 patterns, N = 64, gridsize = 2)"),

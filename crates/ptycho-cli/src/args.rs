@@ -933,7 +933,7 @@ mod tests {
             infer_key,
             &[],
         );
-        assert_eq!(n, 16);
+        assert_eq!(n, 17);
         let sim_key = |id: &str| if id == "n" { "N" } else { id }.to_string();
         let n = check_help_defaults(
             &SimulateHarness::command(),

@@ -91,6 +91,10 @@ pub struct InferResult {
     /// Canvas pixels with a non-zero stitching weight (reached by at least one crop), the shape
     /// of the reconstruction's object.
     pub covered: Array2<bool>,
+    /// Member windows left out of the canvas (gridsize ≥ 2 stitched at the members): those more
+    /// than (N − M)/2 px from their group centre, which would reach past the group's object.
+    /// Their points are still covered by their own group's centre window. 0 otherwise.
+    pub unstitched_windows: usize,
     /// Fraction of the scan's bounding box that the canvas covers
     /// ([`crate::stitch::scan_box_coverage`] of [`InferResult::covered`]).
     pub scan_coverage: f64,
@@ -252,17 +256,7 @@ impl InferenceModel {
         // group's object (see `MemberWindows`).
         let windows = (!supervised && c > 1 && cfg.stitch_at == StitchAt::Members)
             .then(|| MemberWindows::new(&coords_nn, &coords_offsets, n, cfg.stitch_crop));
-        if let Some(w) = &windows
-            && w.dropped > 0
-        {
-            tracing::warn!(
-                "{} of {} member windows lie more than (N − M)/2 = {} px from their group centre \
-                 and are not stitched",
-                w.dropped,
-                g * c,
-                (n - cfg.stitch_crop) / 2
-            );
-        }
+        let unstitched_windows = windows.as_ref().map_or(0, |w| w.dropped);
         // PINN: one patch per group at its centre (or one per member window); supervised: one
         // per pattern at its position.
         let centres: Vec<[f64; 2]> = if let Some(w) = &windows {
@@ -411,6 +405,7 @@ impl InferenceModel {
             predict_seconds,
             patterns_per_second,
             covered,
+            unstitched_windows,
             scan_coverage,
             seconds,
             evaluation,
@@ -426,7 +421,9 @@ impl InferenceModel {
 /// centre) shifted by `−d` so that the member sits at the patch centre, stitched at
 /// `centre_g + d`. The shift is whole pixels (no interpolation); the stitcher places the window
 /// at the fractional centre as it does every patch. Windows with `|d| > (N − M)/2` on either axis
-/// would reach past the group's object and are left out (`dropped`).
+/// would reach past the group's object and are left out (`dropped`); a group that loses one
+/// stitches its central window (`d = 0`, the reference's window) as well, so that every group
+/// reaches the canvas and the coverage never falls below centre stitching's.
 struct MemberWindows {
     /// Stitching centres of the kept windows, grouped by group in group order.
     centres: Vec<[f64; 2]>,
@@ -449,14 +446,21 @@ impl MemberWindows {
         let mut dropped = 0;
         for gi in 0..g {
             let centre = [coords_offsets[[gi, 0, 0, 0]], coords_offsets[[gi, 0, 1, 0]]];
+            let (mut lost, mut has_centre) = (false, false);
             for ci in 0..c {
                 let d = [0, 1].map(|k| (coords_nn[[gi, 0, k, ci]] - centre[k]).round() as i64);
                 if d[0].abs() > reach || d[1].abs() > reach {
                     dropped += 1;
+                    lost = true;
                     continue;
                 }
+                has_centre |= d == [0, 0];
                 centres.push([centre[0] + d[0] as f64, centre[1] + d[1] as f64]);
                 kept.push((gi, d));
+            }
+            if lost && !has_centre {
+                centres.push(centre);
+                kept.push((gi, [0, 0]));
             }
         }
         Self {
@@ -684,8 +688,8 @@ mod tests {
 
     /// Two groups of two members (N = 8, M = 4, reach 2): windows are whole-pixel shifts of their
     /// group's object by the rounded member displacement, stitched at centre + displacement; a
-    /// member 3 px from its centre is dropped; `cut` of the second group alone starts at its
-    /// first window.
+    /// member 3 px from its centre is dropped and its group stitches its central window instead;
+    /// `cut` of the second group alone starts at its first window.
     #[test]
     fn member_windows_shift_the_group_object_to_each_member() {
         // coords (G=2, 1, 2, C=2): group 0 centre (10, 20), members at (11.4, 19.2) and
@@ -699,8 +703,14 @@ mod tests {
             ndarray::Array4::from_shape_vec((2, 1, 2, 1), vec![10.0, 20.0, 30.0, 30.0]).unwrap();
         let w = MemberWindows::new(&nn, &off, 8, 4);
         assert_eq!(w.dropped, 1);
-        assert_eq!(w.kept, vec![(0, [1, -1]), (0, [-1, 1]), (1, [-1, 1])]);
-        assert_eq!(w.centres, vec![[11.0, 19.0], [9.0, 21.0], [29.0, 31.0]]);
+        assert_eq!(
+            w.kept,
+            vec![(0, [1, -1]), (0, [-1, 1]), (1, [-1, 1]), (1, [0, 0])]
+        );
+        assert_eq!(
+            w.centres,
+            vec![[11.0, 19.0], [9.0, 21.0], [29.0, 31.0], [30.0, 30.0]]
+        );
         let objects = Array3::from_shape_fn((2, 8, 8), |(g, i, j)| {
             Complex32::new((100 * g + 10 * i + j) as f32, 0.0)
         });
@@ -715,10 +725,11 @@ mod tests {
         let (at, cut) = w.cut(1, objects.slice(s![1..2, .., ..]));
         assert_eq!(
             (at, cut.dim().0),
-            (2, 1),
-            "group 1 keeps one window, the third"
+            (2, 2),
+            "group 1: its kept member's window, then its central window"
         );
         assert_eq!(cut[[0, 4, 4]].re, (100 + 10 * 5 + 3) as f32);
+        assert_eq!(cut[[1, 4, 4]].re, (100 + 10 * 4 + 4) as f32, "unshifted");
     }
 
     #[test]

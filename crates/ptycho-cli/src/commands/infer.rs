@@ -209,6 +209,14 @@ pub fn run(args: &InferArgs) -> anyhow::Result<ExitCode> {
             cfg.neighbor_count_for(gridsize)
         );
     }
+    if !args.common.quiet && res.unstitched_windows > 0 {
+        eprintln!(
+            "note: {} of {} member windows lie more than (N − M)/2 = {} px from their group centre and are not stitched (those groups add their central window)",
+            res.unstitched_windows,
+            res.n_groups * gridsize * gridsize,
+            (res.params.n() - cfg.stitch_crop) / 2
+        );
+    }
     let (h, w) = res.reconstruction.object.dim();
     println!(
         "reconstructed {} groups ({} patterns, N = {}, gridsize = {}) in {:.2} s: {:.1} patterns/s on {}",
