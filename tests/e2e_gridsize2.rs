@@ -119,27 +119,22 @@ fn gridsize2_train_infer_evaluate_canvas_covers_every_group() {
         let at = out.find("covers ").expect("a coverage line") + "covers ".len();
         out[at..].split(' ').next().unwrap().parse().unwrap()
     };
-    let members = ok(&[
-        "infer",
-        "--model",
-        s(&model),
-        "--test-data",
-        s(&test),
-        "--output-dir",
-        s(&t.join("inference-members")),
-    ]);
+    let infer = |dir: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "infer",
+            "--model",
+            s(&model),
+            "--test-data",
+            s(&test),
+            "--output-dir",
+            s(dir),
+        ];
+        args.extend_from_slice(extra);
+        ok(&args)
+    };
+    let members = infer(&t.join("inference-members"), &[]);
     let inf = t.join("inference");
-    let out = ok(&[
-        "infer",
-        "--model",
-        s(&model),
-        "--test-data",
-        s(&test),
-        "--output-dir",
-        s(&inf),
-        "--stitch-at",
-        "centres",
-    ]);
+    let out = infer(&inf, &["--stitch-at", "centres"]);
     assert!(
         covers(&members) >= covers(&out) && covers(&members) > 90.0,
         "members {members}\ncentres {out}"
