@@ -92,8 +92,8 @@ pub struct InferResult {
     /// of the reconstruction's object.
     pub covered: Array2<bool>,
     /// Member windows left out of the canvas (gridsize ≥ 2 stitched at the members): those more
-    /// than (N − M)/2 px from their group centre, which would reach past the group's object.
-    /// Their points are still covered by their own group's centre window. 0 otherwise.
+    /// than (N − M)/2 px from their group centre, which would reach past the group's object; a
+    /// group that loses one stitches its central window as well. 0 otherwise.
     pub unstitched_windows: usize,
     /// Fraction of the scan's bounding box that the canvas covers
     /// ([`crate::stitch::scan_box_coverage`] of [`InferResult::covered`]).
@@ -688,7 +688,7 @@ mod tests {
 
     /// Two groups of two members (N = 8, M = 4, reach 2): windows are whole-pixel shifts of their
     /// group's object by the rounded member displacement, stitched at centre + displacement; a
-    /// member 3 px from its centre is dropped and its group stitches its central window instead;
+    /// member 3 px from its centre is dropped and its group stitches its central window as well;
     /// `cut` of the second group alone starts at its first window.
     #[test]
     fn member_windows_shift_the_group_object_to_each_member() {
